@@ -1,0 +1,264 @@
+// Package edgehost runs edge modules (the WebAssembly ABI of wasm/ABI.md)
+// in wazero: the embedded Go edge (built by wasm/build.sh) or a third-party
+// module given with --edge FILE.wasm.
+//
+// A Runtime compiles each module once (with a compilation cache, on disk if
+// asked) and instantiates it per session with no filesystem, network,
+// environment or arguments, memory capped at Config.MemoryLimitPages and
+// every call bounded by Config.CallTimeout or Config.LoadTimeout (wazero has no instruction fuel;
+// cancelling the context closes the instance). A module that traps, loops
+// or runs out of memory fails its own Instance with an error wrapping
+// ErrModuleFailed; other instances and the host are unaffected.
+//
+// The embedded module is host/edgehost/edge.wasm, copied there by
+// wasm/build.sh: run `make` (or wasm/build.sh) before `go build` or
+// `go test` of this package.
+package edgehost
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/edgeseek/edgeseek/protocol"
+)
+
+//go:embed edge.wasm
+var embedded []byte
+
+// Embedded returns the Go edge module compiled into the host.
+func Embedded() []byte { return embedded }
+
+// Defaults of Config.
+const (
+	// DefaultMemoryLimitPages caps an instance at 1 GiB (64 KiB pages): the
+	// Go edge with the full V4 tokenizer needs a few hundred MiB.
+	DefaultMemoryLimitPages = 16384
+	// DefaultCallTimeout bounds one ABI call; loading a tokenizer.json is
+	// the slowest call.
+	DefaultCallTimeout = 10 * time.Second
+	// DefaultLoadTimeout bounds edge_session_new and edge_engram_new,
+	// which parse the tokenizer.json and build the Engram canonical map:
+	// with the real 128K-token DeepSeek tokenizer the Go edge needs about
+	// 1.5 s natively and tens of seconds under wazero.
+	DefaultLoadTimeout = 2 * time.Minute
+	// DefaultInstantiateTimeout bounds instantiation (the Go runtime and
+	// package initialization run in _initialize).
+	DefaultInstantiateTimeout = 30 * time.Second
+)
+
+// Errors matched with errors.Is.
+var (
+	// ErrModuleFailed wraps every trap, deadline, exit or memory failure of
+	// an instance; the instance is closed and refuses further calls.
+	ErrModuleFailed = errors.New("edge module failed")
+	// ErrABI reports a module whose exports or version do not match the ABI.
+	ErrABI = errors.New("edge module does not implement the ABI")
+	// ErrNotExported reports a call to a function no module exports.
+	ErrNotExported = errors.New("function not exported")
+)
+
+// Config configures a Runtime. The zero value uses the defaults.
+type Config struct {
+	// MemoryLimitPages caps each instance's linear memory, in 64 KiB pages
+	// (1..65536); 0 means DefaultMemoryLimitPages.
+	MemoryLimitPages uint32
+	// CallTimeout bounds each ABI call; 0 means DefaultCallTimeout.
+	CallTimeout time.Duration
+	// LoadTimeout bounds edge_session_new and edge_engram_new; 0 means
+	// DefaultLoadTimeout.
+	LoadTimeout time.Duration
+	// InstantiateTimeout bounds Instantiate; 0 means
+	// DefaultInstantiateTimeout.
+	InstantiateTimeout time.Duration
+	// CacheDir, when set, keeps compiled modules on disk across runs.
+	CacheDir string
+	// Cache, when set, is used instead of a new cache (for sharing one
+	// between runtimes); CacheDir is then ignored.
+	Cache wazero.CompilationCache
+}
+
+// Runtime compiles and instantiates edge modules. It is safe for
+// concurrent use.
+type Runtime struct {
+	rt          wazero.Runtime
+	cache       wazero.CompilationCache
+	ownCache    bool
+	timeout     time.Duration
+	initTimeout time.Duration
+	loadTimeout time.Duration
+	limitPages  uint32
+}
+
+// New returns a Runtime configured by c.
+func New(ctx context.Context, c Config) (*Runtime, error) {
+	if c.MemoryLimitPages == 0 {
+		c.MemoryLimitPages = DefaultMemoryLimitPages
+	}
+	if c.MemoryLimitPages > 65536 {
+		return nil, fmt.Errorf("edgehost: memory limit %d pages > 65536", c.MemoryLimitPages)
+	}
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = DefaultCallTimeout
+	}
+	if c.LoadTimeout <= 0 {
+		c.LoadTimeout = DefaultLoadTimeout
+	}
+	if c.InstantiateTimeout <= 0 {
+		c.InstantiateTimeout = DefaultInstantiateTimeout
+	}
+	r := &Runtime{cache: c.Cache, timeout: c.CallTimeout, initTimeout: c.InstantiateTimeout, loadTimeout: c.LoadTimeout, limitPages: c.MemoryLimitPages}
+	if r.cache == nil {
+		r.ownCache = true
+		if c.CacheDir != "" {
+			cache, err := wazero.NewCompilationCacheWithDir(c.CacheDir)
+			if err != nil {
+				return nil, fmt.Errorf("edgehost: compilation cache in %s: %w", c.CacheDir, err)
+			}
+			r.cache = cache
+		} else {
+			r.cache = wazero.NewCompilationCache()
+		}
+	}
+	r.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
+		WithCompilationCache(r.cache).
+		WithMemoryLimitPages(c.MemoryLimitPages).
+		WithCloseOnContextDone(true))
+	// Go's wasip1 runtime imports WASI; the module config below grants it
+	// no files, environment, arguments or real clocks.
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r.rt); err != nil {
+		r.rt.Close(ctx)
+		return nil, fmt.Errorf("edgehost: instantiate WASI: %w", err)
+	}
+	return r, nil
+}
+
+// Close releases the runtime, its modules and instances, and the cache it
+// created.
+func (r *Runtime) Close(ctx context.Context) error {
+	err := r.rt.Close(ctx)
+	if r.ownCache {
+		err = errors.Join(err, r.cache.Close(ctx))
+	}
+	return err
+}
+
+// Module is a compiled edge module.
+type Module struct {
+	r        *Runtime
+	name     string
+	compiled wazero.CompiledModule
+	fns      []string
+}
+
+// Compile validates and compiles a module; name identifies it in errors.
+// The module must export memory, edge_abi_version, edge_alloc and
+// edge_free, and any subset of the ABI functions (protocol.Functions) with
+// the signature (i32, i32) → i64.
+func (r *Runtime) Compile(ctx context.Context, name string, wasm []byte) (*Module, error) {
+	cm, err := r.rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("edgehost: compile %s: %w", name, err)
+	}
+	m := &Module{r: r, name: name, compiled: cm}
+	if err := m.check(); err != nil {
+		cm.Close(ctx)
+		return nil, err
+	}
+	return m, nil
+}
+
+// CompileFile compiles the module in a file (the --edge flag).
+func (r *Runtime) CompileFile(ctx context.Context, path string) (*Module, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("edgehost: %w", err)
+	}
+	return r.Compile(ctx, path, b)
+}
+
+// CompileEdge compiles the module chosen by an --edge flag: the file at
+// path, or the embedded Go edge when path is empty.
+func (r *Runtime) CompileEdge(ctx context.Context, path string) (*Module, error) {
+	if path == "" {
+		return r.CompileEmbedded(ctx)
+	}
+	return r.CompileFile(ctx, path)
+}
+
+// CompileEmbedded compiles the embedded Go edge module.
+func (r *Runtime) CompileEmbedded(ctx context.Context) (*Module, error) {
+	if len(embedded) < 8 {
+		return nil, errors.New("edgehost: embedded edge.wasm is a placeholder: run wasm/build.sh")
+	}
+	return r.Compile(ctx, "embedded edge", embedded)
+}
+
+var (
+	i32 = api.ValueTypeI32
+	i64 = api.ValueTypeI64
+)
+
+func sig(d api.FunctionDefinition, params, results []api.ValueType) bool {
+	return slices.Equal(d.ParamTypes(), params) && slices.Equal(d.ResultTypes(), results)
+}
+
+func (m *Module) check() error {
+	if _, ok := m.compiled.ExportedMemories()["memory"]; !ok {
+		return fmt.Errorf("edgehost: %s exports no memory named \"memory\": %w", m.name, ErrABI)
+	}
+	exp := m.compiled.ExportedFunctions()
+	required := []struct {
+		name            string
+		params, results []api.ValueType
+	}{
+		{"edge_abi_version", nil, []api.ValueType{i32}},
+		{"edge_alloc", []api.ValueType{i32}, []api.ValueType{i32}},
+		{"edge_free", []api.ValueType{i32}, nil},
+	}
+	for _, f := range required {
+		d, ok := exp[f.name]
+		if !ok || !sig(d, f.params, f.results) {
+			return fmt.Errorf("edgehost: %s: export %s missing or of the wrong type: %w", m.name, f.name, ErrABI)
+		}
+	}
+	for _, fn := range protocol.Functions {
+		d, ok := exp[fn]
+		if !ok {
+			continue
+		}
+		if !sig(d, []api.ValueType{i32, i32}, []api.ValueType{i64}) {
+			return fmt.Errorf("edgehost: %s: export %s must be (i32, i32) -> i64: %w", m.name, fn, ErrABI)
+		}
+		m.fns = append(m.fns, fn)
+	}
+	if len(m.fns) == 0 {
+		return fmt.Errorf("edgehost: %s exports no ABI function: %w", m.name, ErrABI)
+	}
+	sort.Strings(m.fns)
+	return nil
+}
+
+// Name returns the name given to Compile.
+func (m *Module) Name() string { return m.name }
+
+// Functions returns the ABI functions the module exports, sorted.
+func (m *Module) Functions() []string { return slices.Clone(m.fns) }
+
+// Has reports whether the module exports ABI function fn.
+func (m *Module) Has(fn string) bool {
+	_, ok := slices.BinarySearch(m.fns, fn)
+	return ok
+}
+
+// Close releases the compiled module (instances keep running).
+func (m *Module) Close(ctx context.Context) error { return m.compiled.Close(ctx) }

@@ -1,0 +1,212 @@
+// Package abiedge implements engine.Edge on top of an edge module reached
+// through the edge ABI (wasm/ABI.md): the wazero-hosted WebAssembly module
+// (*edgehost.Instance or *edgehost.Chain) or the same Go code called
+// natively. Calls to one module instance are serialized.
+package abiedge
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/edgeseek/edgeseek/host/engine"
+	"github.com/edgeseek/edgeseek/protocol"
+)
+
+// Invoker calls one ABI function with a msgpack request and decodes the
+// reply; *edgehost.Instance and *edgehost.Chain implement it.
+type Invoker interface {
+	Invoke(ctx context.Context, fn string, req, rep any) error
+}
+
+// Edge is an engine.Edge backed by one edge module session.
+type Edge struct {
+	inv     Invoker
+	timeout time.Duration
+	mu      sync.Mutex // one call at a time into the instance
+	session protocol.Handle
+	vocab   int
+	texts   sync.Map // token id → raw text
+}
+
+// New opens a tokenizer session (edge_session_new) in the module behind
+// inv. timeout bounds each call (0: 10 s).
+func New(ctx context.Context, inv Invoker, tokenizerJSON []byte, timeout time.Duration) (*Edge, error) {
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	e := &Edge{inv: inv, timeout: timeout}
+	var info protocol.SessionInfo
+	if err := e.call(ctx, protocol.FnSessionNew, &protocol.SessionNew{Tokenizer: tokenizerJSON}, &info); err != nil {
+		return nil, err
+	}
+	e.session, e.vocab = info.Handle, int(info.Vocab)
+	return e, nil
+}
+
+// Vocab is the tokenizer's vocabulary size.
+func (e *Edge) Vocab() int { return e.vocab }
+
+func (e *Edge) call(ctx context.Context, fn string, req, rep any) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.inv.Invoke(ctx, fn, req, rep); err != nil {
+		return fmt.Errorf("edge %s: %w", fn, err)
+	}
+	return nil
+}
+
+func ints(ids []int32) []int {
+	out := make([]int, len(ids))
+	for i, v := range ids {
+		out[i] = int(v)
+	}
+	return out
+}
+
+func int32s(ids []int) []int32 {
+	out := make([]int32, len(ids))
+	for i, v := range ids {
+		out[i] = int32(v)
+	}
+	return out
+}
+
+// Encode implements engine.Edge (edge_tokenize).
+func (e *Edge) Encode(text string) ([]int, error) {
+	var rep protocol.IDsReply
+	if err := e.call(nil, protocol.FnTokenize, &protocol.TextRequest{Handle: e.session, Text: text}, &rep); err != nil {
+		return nil, err
+	}
+	return ints(rep.IDs), nil
+}
+
+// EncodeChat implements engine.Edge (edge_chat_encode with tokenize).
+func (e *Edge) EncodeChat(msgs []engine.Message, opt engine.ChatOptions) ([]int, error) {
+	req := &protocol.ChatRequest{Handle: e.session, Tokenize: true,
+		Options: protocol.ChatOptions{Thinking: opt.Thinking}}
+	for _, m := range msgs {
+		req.Messages = append(req.Messages, protocol.ChatMessage{Role: m.Role, Content: m.Content})
+	}
+	var rep protocol.ChatReply
+	if err := e.call(nil, protocol.FnChatEncode, req, &rep); err != nil {
+		return nil, err
+	}
+	return ints(rep.IDs), nil
+}
+
+// TokenText implements engine.Edge (edge_detokenize of one id, cached).
+func (e *Edge) TokenText(id int) string {
+	if v, ok := e.texts.Load(id); ok {
+		return v.(string)
+	}
+	var rep protocol.TextReply
+	if err := e.call(nil, protocol.FnDetokenize, &protocol.IDsRequest{Handle: e.session, IDs: []int32{int32(id)}}, &rep); err != nil {
+		return ""
+	}
+	e.texts.Store(id, rep.Text)
+	return rep.Text
+}
+
+// NewDetok implements engine.Edge (edge_stream_new). If the module fails,
+// the detokenizer reports the error on its first Push.
+func (e *Edge) NewDetok() engine.Detok {
+	var rep protocol.HandleReply
+	err := e.call(nil, protocol.FnStreamNew, &protocol.IDsRequest{Handle: e.session}, &rep)
+	return &detok{e: e, h: rep.Handle, err: err}
+}
+
+type detok struct {
+	e   *Edge
+	h   protocol.Handle
+	err error
+}
+
+// Push implements engine.Detok.
+func (d *detok) Push(id int) (string, error) {
+	if d.err != nil {
+		return "", d.err
+	}
+	var rep protocol.TextReply
+	if err := d.e.call(nil, protocol.FnStreamPush, &protocol.IDsRequest{Handle: d.h, IDs: []int32{int32(id)}}, &rep); err != nil {
+		return "", err
+	}
+	return rep.Text, nil
+}
+
+// Flush implements engine.Detok.
+func (d *detok) Flush() string {
+	if d.err != nil {
+		return ""
+	}
+	var rep protocol.TextReply
+	if err := d.e.call(nil, protocol.FnStreamFlush, &protocol.HandleRequest{Handle: d.h}, &rep); err != nil {
+		return ""
+	}
+	return rep.Text
+}
+
+// Release frees the stream inside the module; the engine calls it when
+// the request ends.
+func (d *detok) Release() { d.e.release(d.h) }
+
+func (e *Edge) release(h protocol.Handle) {
+	if h != 0 {
+		e.call(nil, protocol.FnRelease, &protocol.HandleRequest{Handle: h}, &protocol.Empty{})
+	}
+}
+
+// NewSampler implements engine.Edge (edge_sampler_new).
+func (e *Edge) NewSampler(p engine.SamplerParams) (engine.Sampler, error) {
+	sp := protocol.SamplingParams{Temperature: p.Temperature, TopK: int32(p.TopK), TopP: p.TopP, MinP: p.MinP,
+		RepetitionPenalty: p.RepetitionPenalty, PresencePenalty: p.PresencePenalty, FrequencyPenalty: p.FrequencyPenalty,
+		Seed: p.Seed, LogProbs: p.LogProbs, TopLogProbs: int32(p.TopLogProbs)}
+	for id, b := range p.LogitBias {
+		if sp.LogitBias == nil {
+			sp.LogitBias = map[int32]float32{}
+		}
+		sp.LogitBias[int32(id)] = b
+	}
+	var rep protocol.HandleReply
+	if err := e.call(nil, protocol.FnSamplerNew, &protocol.SamplerNew{Params: sp}, &rep); err != nil {
+		return nil, err
+	}
+	return &sampler{e: e, h: rep.Handle}, nil
+}
+
+type sampler struct {
+	e   *Edge
+	h   protocol.Handle
+	buf []byte
+}
+
+// Sample implements engine.Sampler (edge_sample with float32 logits).
+func (s *sampler) Sample(logits []float32, history []int) (engine.Choice, error) {
+	if cap(s.buf) < 4*len(logits) {
+		s.buf = make([]byte, 4*len(logits))
+	}
+	b := s.buf[:4*len(logits)]
+	for i, f := range logits {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
+	}
+	var rep protocol.SampleReply
+	if err := s.e.call(nil, protocol.FnSample, &protocol.SampleRequest{Handle: s.h, F32: b, History: int32s(history)}, &rep); err != nil {
+		return engine.Choice{}, err
+	}
+	c := engine.Choice{ID: int(rep.ID), LogProb: rep.LogProb}
+	for _, a := range rep.Top {
+		c.Top = append(c.Top, engine.Alt{ID: int(a.ID), LogProb: a.LogProb})
+	}
+	return c, nil
+}
+
+// Release frees the sampler inside the module.
+func (s *sampler) Release() { s.e.release(s.h) }

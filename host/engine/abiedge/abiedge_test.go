@@ -1,0 +1,141 @@
+package abiedge_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgeseek/edgeseek/host/edgehost"
+	"github.com/edgeseek/edgeseek/host/engine"
+	"github.com/edgeseek/edgeseek/host/engine/abiedge"
+	"github.com/edgeseek/edgeseek/host/engine/enginetest"
+	"github.com/edgeseek/edgeseek/host/engine/nativeedge"
+	"github.com/edgeseek/edgeseek/protocol"
+	"github.com/edgeseek/edgeseek/wasm/edge"
+	"github.com/edgeseek/edgeseek/wasm/tokenizer"
+	"github.com/rs/zerolog"
+)
+
+// native calls the Go edge in process through the same ABI bytes.
+type native struct{ e *edge.Edge }
+
+func (n native) Invoke(_ context.Context, fn string, req, rep any) error {
+	b, err := protocol.Marshal(req)
+	if err != nil {
+		return err
+	}
+	return edge.ParseResponse(n.e.Call(fn, b), rep)
+}
+
+func testTokenizer(t testing.TB) []byte {
+	corpus := strings.Repeat("the quick brown fox jumps over the lazy dog. user: assistant: system: ", 20)
+	tj, err := tokenizer.BuildByteLevel(400, []byte(corpus), []string{"<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tj
+}
+
+func generate(t *testing.T, ed *abiedge.Edge) string {
+	r := enginetest.NewRunner()
+	r.Cfg.VocabSize = ed.Vocab() // every sampled id decodes
+	e, err := engine.New(r, ed, engine.Config{}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	prompt, err := ed.Encode("the quick fox")
+	if err != nil || len(prompt) == 0 {
+		t.Fatalf("encode: %v %v", prompt, err)
+	}
+	st, err := e.Submit(context.Background(), engine.Request{Prompt: prompt, MaxTokens: 20, IgnoreEOS: true,
+		Sampling: engine.SamplerParams{Temperature: 1, Seed: 11, LogProbs: true, TopLogProbs: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, n := "", 0
+	for ev := range st.Events {
+		text += ev.Text
+		if ev.Kind == engine.EventToken {
+			n++
+			if len(ev.Token.Top) != 2 {
+				t.Fatalf("top %v", ev.Token.Top)
+			}
+		}
+	}
+	if n != 20 {
+		t.Fatalf("%d tokens", n)
+	}
+	return text
+}
+
+func TestABIEdgeMatchesNativeSampler(t *testing.T) {
+	ge := edge.New()
+	ed, err := abiedge.New(context.Background(), native{ge}, testTokenizer(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := ed.Encode("the lazy dog")
+	if err != nil || len(ids) == 0 {
+		t.Fatalf("encode %v %v", ids, err)
+	}
+	chat, err := ed.EncodeChat([]engine.Message{{Role: "user", Content: "the quick fox"}}, engine.ChatOptions{})
+	if err != nil || len(chat) <= 3 {
+		t.Fatalf("chat: %v %v", chat, err)
+	}
+	before := ge.Live()
+	generate(t, ed)
+	if got := ge.Live(); got != before {
+		t.Fatalf("%d live objects in the edge after the request, want %d (stream and sampler released)", got, before)
+	}
+	// The module's sampler and the native one agree token for token.
+	s1, _ := ed.NewSampler(engine.SamplerParams{Temperature: 1, Seed: 5})
+	s2, _ := nativeedge.NewSampler(engine.SamplerParams{Temperature: 1, Seed: 5})
+	logits := make([]float32, 400)
+	for i := range logits {
+		logits[i] = float32((i*7919)%100) / 25
+	}
+	for i := 0; i < 10; i++ {
+		a, err1 := s1.Sample(logits, nil)
+		b, err2 := s2.Sample(logits, nil)
+		if err1 != nil || err2 != nil || a.ID != b.ID {
+			t.Fatalf("step %d: module %d (%v), native %d (%v)", i, a.ID, err1, b.ID, err2)
+		}
+	}
+}
+
+func TestABIEdgeInWazero(t *testing.T) {
+	if os.Getenv("EDGESEEK_WAZERO_TEST") == "" {
+		t.Skip("set EDGESEEK_WAZERO_TEST=1 to compile the embedded edge module (slow) and run the engine on it")
+	}
+	ctx := context.Background()
+	rt, err := edgehost.New(ctx, edgehost.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	t0 := time.Now()
+	mod, err := rt.CompileEmbedded(ctx)
+	if err != nil {
+		t.Skipf("embedded edge module unavailable: %v", err)
+	}
+	in, err := mod.Instantiate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close(ctx)
+	t.Logf("compile+instantiate %v", time.Since(t0))
+	ed, err := abiedge.New(ctx, in, testTokenizer(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nat, err := abiedge.New(ctx, native{edge.New()}, testTokenizer(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := generate(t, ed), generate(t, nat); a != b {
+		t.Fatalf("wazero edge %q, native %q", a, b)
+	}
+}

@@ -1,0 +1,82 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/edgeseek/edgeseek/model"
+	"github.com/edgeseek/edgeseek/model/checkpoint"
+)
+
+// Sequence is one sequence's caches, opaque to the engine.
+type Sequence interface {
+	// Pos is the number of tokens the sequence has consumed.
+	Pos() int
+	// Bytes is the memory its caches hold now.
+	Bytes() int
+}
+
+// Runner computes forward passes. It is what the engine needs from a model;
+// *model.Model fits through NewModelRunner. The engine calls Forward from
+// one goroutine only.
+type Runner interface {
+	// Config is the model's configuration.
+	Config() checkpoint.Config
+	// NewSequence returns empty caches.
+	NewSequence() Sequence
+	// Forward consumes tokens (with their Engram rows on V4.1, else nil)
+	// into seq and returns the logits of the last one.
+	Forward(seq Sequence, tokens []int, engram [][][]int64) ([]float32, error)
+}
+
+// NewModelRunner adapts a loaded model to the Runner interface.
+func NewModelRunner(m *model.Model) Runner { return modelRunner{m} }
+
+type modelRunner struct{ m *model.Model }
+
+type modelSeq struct{ st *model.State }
+
+// Pos implements Sequence.
+func (s modelSeq) Pos() int { return s.st.Pos }
+
+// Bytes implements Sequence.
+func (s modelSeq) Bytes() int { return s.st.Bytes() }
+
+// Config implements Runner.
+func (r modelRunner) Config() checkpoint.Config { return r.m.Config }
+
+// NewSequence implements Runner.
+func (r modelRunner) NewSequence() Sequence { return modelSeq{r.m.NewState()} }
+
+// Forward implements Runner.
+func (r modelRunner) Forward(seq Sequence, tokens []int, engram [][][]int64) ([]float32, error) {
+	s, ok := seq.(modelSeq)
+	if !ok {
+		return nil, errors.New("engine: sequence does not belong to this model")
+	}
+	logits, err := r.m.Forward(s.st, model.Input{Tokens: tokens, Engram: engram}, model.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("forward at position %d: %w", s.st.Pos, err)
+	}
+	return logits, nil
+}
+
+// TracingRunner is a Runner that can also report what the model did for the
+// last token of a call (the compressed entries each layer attended, the mHC
+// mixing matrices), for clients that draw it.
+type TracingRunner interface {
+	ForwardTrace(seq Sequence, tokens []int, engram [][][]int64, tr *model.Trace) ([]float32, error)
+}
+
+// ForwardTrace implements TracingRunner.
+func (r modelRunner) ForwardTrace(seq Sequence, tokens []int, engram [][][]int64, tr *model.Trace) ([]float32, error) {
+	s, ok := seq.(modelSeq)
+	if !ok {
+		return nil, errors.New("engine: sequence does not belong to this model")
+	}
+	logits, err := r.m.Forward(s.st, model.Input{Tokens: tokens, Engram: engram}, model.Options{Trace: tr})
+	if err != nil {
+		return nil, fmt.Errorf("forward at position %d: %w", s.st.Pos, err)
+	}
+	return logits, nil
+}

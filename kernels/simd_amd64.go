@@ -1,0 +1,48 @@
+package kernels
+
+import "unsafe"
+
+// Assembly kernels (simd_amd64.s). Counts are in elements; pointers may have
+// any alignment.
+
+//go:noescape
+func dotAVX2(a, b *float32, n int) float32
+
+//go:noescape
+func axpyAVX2(y, x *float32, a float32, n int)
+
+//go:noescape
+func sumSqAVX2(x *float32, n int) float64
+
+//go:noescape
+func gemm4x1(w unsafe.Pointer, ldw int, x *float32, acc *float32, k int)
+
+//go:noescape
+func gemm4x3(w unsafe.Pointer, ldw int, x0, x1, x2 *float32, acc *float32, k int)
+
+//go:noescape
+func gemvBF16x4(w unsafe.Pointer, ldw int, x *float32, acc *float32, k int)
+
+//go:noescape
+func gemvFP4Row(w unsafe.Pointer, x *float32, scales unsafe.Pointer, groups int) float32
+
+//go:noescape
+func decodeBF16(dst *float32, src unsafe.Pointer, n int)
+
+//go:noescape
+func decodeFP8(dst *float32, src unsafe.Pointer, n int, scale float32)
+
+//go:noescape
+func decodeFP4(dst *float32, src, scales unsafe.Pointer, groups int)
+
+//go:noescape
+func attnOut4x3(acc *float32, p *float32, ldp int, rows unsafe.Pointer, s, col int)
+
+//go:noescape
+func attnOut4x1(acc *float32, p *float32, ldp int, rows unsafe.Pointer, s, col int)
+
+//go:noescape
+func gemvFP8x8(w unsafe.Pointer, ldw int, x *float32, acc *float32, k int)
+
+//go:noescape
+func scaleAVX2(dst, x *float32, a float32, n int)

@@ -1,0 +1,94 @@
+//go:build wasip1
+
+// Command edge-wasip1 is the edge module as a WASI preview 1 reactor
+// (GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared). It exports the ABI
+// described in wasm/ABI.md; the host must call _initialize before any
+// other export.
+package main
+
+import (
+	"unsafe"
+
+	"github.com/edgeseek/edgeseek/protocol"
+	"github.com/edgeseek/edgeseek/wasm/edge"
+)
+
+func main() {}
+
+var (
+	instance = edge.New()
+	// pinned keeps every buffer handed to the host alive until edge_free,
+	// keyed by its address in linear memory.
+	pinned = map[uint32][]byte{}
+)
+
+func pin(b []byte) uint32 {
+	if len(b) == 0 {
+		b = make([]byte, 1)
+	}
+	p := uint32(uintptr(unsafe.Pointer(unsafe.SliceData(b))))
+	pinned[p] = b
+	return p
+}
+
+//go:wasmexport edge_abi_version
+func abiVersion() uint32 { return protocol.ABIVersion }
+
+//go:wasmexport edge_alloc
+func alloc(size uint32) uint32 {
+	if size > protocol.MaxFrameSize {
+		return 0
+	}
+	return pin(make([]byte, size))
+}
+
+//go:wasmexport edge_free
+func free(ptr uint32) { delete(pinned, ptr) }
+
+// call runs fn on the request at [ptr, ptr+n), which must lie inside a
+// buffer from edge_alloc, and returns the pinned response as ptr<<32 | len.
+func call(fn string, ptr, n uint32) uint64 {
+	var resp []byte
+	if b, ok := pinned[ptr]; !ok || uint64(n) > uint64(len(b)) {
+		resp = protocol.ABIErrorResponse(protocol.CodeInvalid, "edge: request is not inside a buffer from edge_alloc")
+	} else {
+		resp = instance.Call(fn, b[:n])
+	}
+	return uint64(pin(resp))<<32 | uint64(len(resp))
+}
+
+//go:wasmexport edge_session_new
+func sessionNew(ptr, n uint32) uint64 { return call(protocol.FnSessionNew, ptr, n) }
+
+//go:wasmexport edge_tokenize
+func tokenize(ptr, n uint32) uint64 { return call(protocol.FnTokenize, ptr, n) }
+
+//go:wasmexport edge_detokenize
+func detokenize(ptr, n uint32) uint64 { return call(protocol.FnDetokenize, ptr, n) }
+
+//go:wasmexport edge_stream_new
+func streamNew(ptr, n uint32) uint64 { return call(protocol.FnStreamNew, ptr, n) }
+
+//go:wasmexport edge_stream_push
+func streamPush(ptr, n uint32) uint64 { return call(protocol.FnStreamPush, ptr, n) }
+
+//go:wasmexport edge_stream_flush
+func streamFlush(ptr, n uint32) uint64 { return call(protocol.FnStreamFlush, ptr, n) }
+
+//go:wasmexport edge_chat_encode
+func chatEncode(ptr, n uint32) uint64 { return call(protocol.FnChatEncode, ptr, n) }
+
+//go:wasmexport edge_sampler_new
+func samplerNew(ptr, n uint32) uint64 { return call(protocol.FnSamplerNew, ptr, n) }
+
+//go:wasmexport edge_sample
+func sample(ptr, n uint32) uint64 { return call(protocol.FnSample, ptr, n) }
+
+//go:wasmexport edge_engram_new
+func engramNew(ptr, n uint32) uint64 { return call(protocol.FnEngramNew, ptr, n) }
+
+//go:wasmexport edge_engram
+func engram(ptr, n uint32) uint64 { return call(protocol.FnEngram, ptr, n) }
+
+//go:wasmexport edge_release
+func release(ptr, n uint32) uint64 { return call(protocol.FnRelease, ptr, n) }

@@ -1,0 +1,109 @@
+package tokenizer
+
+import "unicode"
+
+// Oniguruma inside Hugging Face tokenizers 0.23.3 classifies code points by Unicode 16.0, Go 1.26's
+// unicode package by 15.0.0. These tables hold the code points that 16.0 added to \p{L}, \p{M},
+// \p{N}, \p{P} and \p{S}; they only add, so they stay correct when Go's tables catch up.
+// TestClassesMatchOniguruma checks every code point against testdata/tokenizer/onig_classes.json,
+// which tools/tokenizer/dump_classes.py writes from the pinned library.
+
+var extraL = &unicode.RangeTable{
+	R16: []unicode.Range16{
+		{0x1C89, 0x1C8A, 1},
+		{0xA7CB, 0xA7CD, 1},
+		{0xA7DA, 0xA7DC, 1},
+	},
+	R32: []unicode.Range32{
+		{0x105C0, 0x105F3, 1},
+		{0x10D4A, 0x10D65, 1},
+		{0x10D6F, 0x10D85, 1},
+		{0x10EC2, 0x10EC4, 1},
+		{0x11380, 0x11389, 1},
+		{0x1138B, 0x1138B, 1},
+		{0x1138E, 0x1138E, 1},
+		{0x11390, 0x113B5, 1},
+		{0x113B7, 0x113B7, 1},
+		{0x113D1, 0x113D1, 1},
+		{0x113D3, 0x113D3, 1},
+		{0x11BC0, 0x11BE0, 1},
+		{0x13460, 0x143FA, 1},
+		{0x16100, 0x1611D, 1},
+		{0x16D40, 0x16D6C, 1},
+		{0x18CFF, 0x18CFF, 1},
+		{0x1E5D0, 0x1E5ED, 1},
+		{0x1E5F0, 0x1E5F0, 1},
+		{0x2EBF0, 0x2EE5D, 1},
+	},
+}
+
+var extraM = &unicode.RangeTable{
+	R16: []unicode.Range16{
+		{0x0897, 0x0897, 1},
+	},
+	R32: []unicode.Range32{
+		{0x10D69, 0x10D6D, 1},
+		{0x10EFC, 0x10EFC, 1},
+		{0x113B8, 0x113C0, 1},
+		{0x113C2, 0x113C2, 1},
+		{0x113C5, 0x113C5, 1},
+		{0x113C7, 0x113CA, 1},
+		{0x113CC, 0x113D0, 1},
+		{0x113D2, 0x113D2, 1},
+		{0x113E1, 0x113E2, 1},
+		{0x11F5A, 0x11F5A, 1},
+		{0x1611E, 0x1612F, 1},
+		{0x1E5EE, 0x1E5EF, 1},
+	},
+}
+
+var extraN = &unicode.RangeTable{
+	R32: []unicode.Range32{
+		{0x10D40, 0x10D49, 1},
+		{0x116D0, 0x116E3, 1},
+		{0x11BF0, 0x11BF9, 1},
+		{0x16130, 0x16139, 1},
+		{0x16D70, 0x16D79, 1},
+		{0x1CCF0, 0x1CCF9, 1},
+		{0x1E5F1, 0x1E5FA, 1},
+	},
+}
+
+var extraP = &unicode.RangeTable{
+	R16: []unicode.Range16{
+		{0x1B4E, 0x1B4F, 1},
+		{0x1B7F, 0x1B7F, 1},
+	},
+	R32: []unicode.Range32{
+		{0x10D6E, 0x10D6E, 1},
+		{0x113D4, 0x113D5, 1},
+		{0x113D7, 0x113D8, 1},
+		{0x11BE1, 0x11BE1, 1},
+		{0x16D6D, 0x16D6F, 1},
+		{0x1E5FF, 0x1E5FF, 1},
+	},
+}
+
+var extraS = &unicode.RangeTable{
+	R16: []unicode.Range16{
+		{0x2427, 0x2429, 1},
+		{0x2FFC, 0x2FFF, 1},
+		{0x31E4, 0x31E5, 1},
+		{0x31EF, 0x31EF, 1},
+	},
+	R32: []unicode.Range32{
+		{0x10D8E, 0x10D8F, 1},
+		{0x1CC00, 0x1CCEF, 1},
+		{0x1CD00, 0x1CEB3, 1},
+		{0x1F8B2, 0x1F8BB, 1},
+		{0x1F8C0, 0x1F8C1, 1},
+		{0x1FA89, 0x1FA89, 1},
+		{0x1FA8F, 0x1FA8F, 1},
+		{0x1FABE, 0x1FABE, 1},
+		{0x1FAC6, 0x1FAC6, 1},
+		{0x1FADC, 0x1FADC, 1},
+		{0x1FADF, 0x1FADF, 1},
+		{0x1FAE9, 0x1FAE9, 1},
+		{0x1FBCB, 0x1FBEF, 1},
+	},
+}
