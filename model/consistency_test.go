@@ -177,3 +177,24 @@ func TestMTPLoads(t *testing.T) {
 		t.Errorf("MTP projections %dx%d, head %d", mt.EProj.Rows, mt.EProj.Cols, len(mt.Head.Base))
 	}
 }
+
+// TestPlanMatchesState checks the memory plan against the bytes a State
+// really holds after n tokens.
+func TestPlanMatchesState(t *testing.T) {
+	for _, arch := range []checkpoint.Arch{checkpoint.ArchV4, checkpoint.ArchV41} {
+		m := tinyModel(t, arch, model.Float32Numerics, 1)
+		p := model.Plan(m.Config)
+		st := m.NewState()
+		if got, want := st.Bytes(), p.FixedBytes; got != want {
+			t.Errorf("%s: empty state holds %d bytes, plan says %d", arch, got, want)
+		}
+		toks := randomTokens(256, m.Config.VocabSize, 9)
+		in := model.Input{Tokens: toks, Engram: engramRows(m, toks)}
+		if _, err := m.Forward(st, in, model.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := int64(st.Bytes()), p.Bytes(256); got != want {
+			t.Errorf("%s: state after 256 tokens holds %d bytes, plan says %d", arch, got, want)
+		}
+	}
+}

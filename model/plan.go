@@ -59,14 +59,15 @@ func Plan(cfg checkpoint.Config) MemoryPlan {
 		kind := LayerKind(cfg, l)
 		switch cfg.Arch {
 		case checkpoint.ArchV4:
+			// Compressor state: the open window's (a, z), plus the previous
+			// window's with CSA overlap, at width c·d.
 			per = float64(d) / float64(m)
-			c := 1
 			if m == 4 {
-				c = 2
 				per += float64(dI) / float64(m)
-				p.FixedBytes += f * 2 * (2 * m * c * dI) // indexer compressor state
+				p.FixedBytes += f * 4 * m * 2 * (d + dI)
+			} else {
+				p.FixedBytes += f * 2 * m * d
 			}
-			p.FixedBytes += f * 2 * (2 * m * c * d)
 		case checkpoint.ArchV41:
 			if !contains(cfg.KVSourceLayers, l) {
 				continue
@@ -84,4 +85,16 @@ func Plan(cfg checkpoint.Config) MemoryPlan {
 // Bytes is the cache a sequence of n tokens needs.
 func (p MemoryPlan) Bytes(n int) int64 {
 	return int64(p.FixedBytes) + int64(p.PerTokenBytes*float64(n)+0.5)
+}
+
+// ScratchBytes estimates the temporary float32 buffers of one Forward call
+// over a chunk of T tokens: per token the streams (and the copy Expand
+// keeps), queries and attention outputs of every head, the low-rank and
+// output projections, indexer queries, router logits and expert
+// activations; plus the logits of the rows asked for.
+func ScratchBytes(cfg checkpoint.Config, T, logitRows int) int64 {
+	perTok := 2*cfg.HCMult*cfg.Dim + 2*cfg.Heads*cfg.HeadDim + cfg.HeadDim + cfg.QLoraRank +
+		cfg.OGroups*cfg.OLoraRank + cfg.IndexHeads*cfg.IndexHeadDim + cfg.Experts +
+		3*cfg.MoEInter*(cfg.TopK+1) + cfg.Dim*(2+cfg.TopK)
+	return 4 * (int64(T)*int64(perTok) + int64(logitRows)*int64(cfg.VocabSize))
 }

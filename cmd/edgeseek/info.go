@@ -82,6 +82,8 @@ func cmdInfo(args []string) error {
 		fmt.Printf("    %-30s %.1f B/token\n", k, v)
 	}
 	fmt.Printf("  cache at %d tokens               %s\n", *ctx, human(p.Bytes(*ctx)))
+	fmt.Printf("  scratch: decode step               %s\n", human(model.ScratchBytes(cfg, 1, 1)))
+	fmt.Printf("  scratch: 64-token prefill chunk    %s\n", human(model.ScratchBytes(cfg, 64, 1)))
 	if len(cfg.Ignored) > 0 {
 		fmt.Printf("\nconfig keys not used: %v\n", cfg.Ignored)
 	}

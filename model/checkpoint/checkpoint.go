@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/edgeseek/edgeseek/kernels"
@@ -121,6 +122,11 @@ func ceilDiv(a, b int) int { return (a + b - 1) / b }
 // [rows, cols/32] is packed FP4; BF16, F16 and F32 are plain. The result
 // aliases the file mapping.
 func (ck *Checkpoint) Matrix(base string, rows, cols int) (*kernels.Matrix, error) {
+	if !ck.Has(base + ".weight") {
+		if m, ok, err := ck.fusedExpert(base, rows, cols); ok {
+			return m, err
+		}
+	}
 	w, wpath, err := ck.Tensor(base + ".weight")
 	if err != nil {
 		return nil, err
@@ -319,4 +325,61 @@ func (ck *Checkpoint) Summary() Summary {
 		s.Bytes += int64(len(t.Data))
 	}
 	return s
+}
+
+// fusedExpert serves one routed expert's w1, w3 or w2 from the fused tensors
+// transformers saves (mlp.experts.gate_up_proj [E, 2I, D] holding w1 then w3
+// for each expert, mlp.experts.down_proj [E, D, I]), as a zero-copy view.
+// ok is false when base is not an expert projection or nothing is fused.
+func (ck *Checkpoint) fusedExpert(base string, rows, cols int) (m *kernels.Matrix, ok bool, err error) {
+	i := strings.Index(base, ".ffn.experts.")
+	if i < 0 {
+		return nil, false, nil
+	}
+	rest := base[i+len(".ffn.experts."):]
+	dot := strings.IndexByte(rest, '.')
+	if dot < 0 {
+		return nil, false, nil
+	}
+	e, perr := strconv.Atoi(rest[:dot])
+	proj := rest[dot+1:]
+	if perr != nil || e < 0 {
+		return nil, false, nil
+	}
+	fused, half := base[:i]+".ffn.experts.gate_up_proj", 0
+	switch proj {
+	case "w1":
+	case "w3":
+		half = 1
+	case "w2":
+		fused = base[:i] + ".ffn.experts.down_proj"
+	default:
+		return nil, false, nil
+	}
+	if !ck.Has(fused) {
+		return nil, false, nil
+	}
+	t, path, err := ck.Tensor(fused)
+	if err != nil {
+		return nil, true, err
+	}
+	fail := func(format string, args ...any) error {
+		return &TensorError{File: path, Tensor: ck.native[fused], Err: fmt.Errorf(format, args...)}
+	}
+	formats := map[safetensors.DType]kernels.Format{safetensors.F32: kernels.F32, safetensors.BF16: kernels.BF16, safetensors.F16: kernels.F16}
+	f, plain := formats[t.DType]
+	if !plain {
+		return nil, true, fail("fused expert tensor of dtype %s (want BF16, F16 or F32)", t.DType)
+	}
+	stacked := rows
+	if proj != "w2" {
+		stacked = 2 * rows
+	}
+	if len(t.Shape) != 3 || t.Shape[1] != stacked || t.Shape[2] != cols || e >= t.Shape[0] {
+		return nil, true, fail("shape %v cannot hold expert %d's %s [%d %d]", t.Shape, e, proj, rows, cols)
+	}
+	es := t.DType.Size()
+	off := ((e*stacked + half*rows) * cols) * es
+	m = &kernels.Matrix{Format: f, Rows: rows, Cols: cols, Data: t.Data[off : off+rows*cols*es]}
+	return m, true, nil
 }
