@@ -28,7 +28,26 @@ func newEngramAddresser(dir string, cfg checkpoint.Config) (func(toks []int) ([]
 	if err != nil {
 		return nil, fmt.Errorf("engram addressing needs the tokenizer: %w", err)
 	}
-	tok, err := tokenizer.Load(data)
+	a, err := newAddresser(cfg, data)
+	if err != nil {
+		return nil, err
+	}
+	st := a.NewState()
+	return func(toks []int) ([][][]int64, error) {
+		out := make([][][]int64, len(toks))
+		for i, t := range toks {
+			if out[i], err = st.Push(t, false); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}, nil
+}
+
+// newAddresser builds the Engram addresser of a V4.1 config from the
+// model's tokenizer.json, and checks that its table sizes match the config.
+func newAddresser(cfg checkpoint.Config, tokJSON []byte) (*engram.Addresser, error) {
+	tok, err := tokenizer.Load(tokJSON)
 	if err != nil {
 		return nil, err
 	}
@@ -45,14 +64,5 @@ func newEngramAddresser(dir string, cfg checkpoint.Config) (func(toks []int) ([]
 			return nil, fmt.Errorf("engram layer %d: hashing addresses %d rows, config says %v", cfg.EngramLayers[i], got, cfg.EngramRows)
 		}
 	}
-	st := a.NewState()
-	return func(toks []int) ([][][]int64, error) {
-		out := make([][][]int64, len(toks))
-		for i, t := range toks {
-			if out[i], err = st.Push(t, false); err != nil {
-				return nil, err
-			}
-		}
-		return out, nil
-	}, nil
+	return a, nil
 }

@@ -23,7 +23,6 @@ import (
 	"github.com/edgeseek/edgeseek/model/checkpoint"
 	"github.com/edgeseek/edgeseek/playground"
 	"github.com/edgeseek/edgeseek/wasm/engram"
-	"github.com/edgeseek/edgeseek/wasm/tokenizer"
 )
 
 // hostFlags are the flags shared by serve and run.
@@ -173,15 +172,7 @@ type engramEdge struct {
 }
 
 func withEngram(e engine.Edge, cfg checkpoint.Config, tokJSON []byte) (engine.Edge, error) {
-	tok, err := tokenizer.Load(tokJSON)
-	if err != nil {
-		return nil, err
-	}
-	canon, _, err := engram.CanonicalMap(tok)
-	if err != nil {
-		return nil, err
-	}
-	a, err := engram.NewAddresser(engramConfig(cfg), canon)
+	a, err := newAddresser(cfg, tokJSON)
 	if err != nil {
 		return nil, err
 	}
