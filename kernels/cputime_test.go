@@ -96,3 +96,51 @@ func TestAttendCPUTime(t *testing.T) {
 		t.Logf("%-8s %v/op  %.2f GFLOP/s", c.name, best, 4*float64(heads*d*S)/best.Seconds()/1e9)
 	}
 }
+
+// TestIndexScoresCPUTime times the indexer scoring kernel on one thread
+// (64 heads × 128 dims, 3000 keys, as at 12K context) in thread CPU time,
+// against the old formulation, a Dot per key and head (KERNELS_CPUTIME=1).
+func TestIndexScoresCPUTime(t *testing.T) {
+	if os.Getenv("KERNELS_CPUTIME") != "1" {
+		t.Skip("set KERNELS_CPUTIME=1")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	rng := rand.New(rand.NewPCG(1, 1))
+	heads, d, S := 64, 128, 3000
+	q, w := randVec(rng, heads*d), randVec(rng, heads)
+	keys := make([][]float32, S)
+	for i := range keys {
+		keys[i] = randVec(rng, d)
+	}
+	dst := make([]float32, S)
+	for _, c := range []struct {
+		name string
+		f    func()
+	}{
+		{"kernel", func() { IndexScores(1, dst, q, heads, d, w, keys) }},
+		{"dot-loop", func() {
+			for k, key := range keys {
+				var s float32
+				for h := 0; h < heads; h++ {
+					if v := Dot(q[h*d:(h+1)*d], key); v > 0 {
+						s += v * w[h]
+					}
+				}
+				dst[k] = s
+			}
+		}},
+	} {
+		best := time.Duration(1 << 62)
+		for rep := 0; rep < 5; rep++ {
+			iters := 0
+			start := threadCPU()
+			for threadCPU()-start < 40*time.Millisecond {
+				c.f()
+				iters++
+			}
+			best = min(best, (threadCPU()-start)/time.Duration(iters))
+		}
+		t.Logf("%-8s %v/op  %.2f GFLOP/s", c.name, best, 2*float64(heads*d*S)/best.Seconds()/1e9)
+	}
+}

@@ -46,3 +46,6 @@ func gemvFP8x8(w unsafe.Pointer, ldw int, x *float32, acc *float32, k int)
 
 //go:noescape
 func scaleAVX2(dst, x *float32, a float32, n int)
+
+//go:noescape
+func indexScores3(q *float32, groups, d int, k0, k1, k2, w, out *float32)

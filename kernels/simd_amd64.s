@@ -722,6 +722,12 @@ ao1done:
 // into acc (8×8 floats) in the same order as gemm4x1 over decoded rows, so
 // the result has the same bits as the tiled GEMM path; eight rows give eight
 // independent accumulation chains (and eight memory streams). k%8 == 0.
+// The rows are contiguous (ldw == k), so while it reads these eight rows it
+// prefetches the next eight (8·ldw bytes after w) in one linear sweep, two
+// cache lines per 16 columns: eight interleaved streams of 1–4 KiB are too
+// short for the hardware prefetcher to ramp up (FP8 GEMV with 1024 columns
+// ran at half the bandwidth without this). Prefetches never fault, so the
+// sweep may run past the matrix.
 TEXT ·gemvFP8x8(SB), NOSPLIT, $0-40
 	MOVQ         w+0(FP), SI
 	MOVQ         ldw+8(FP), BX
@@ -734,7 +740,9 @@ TEXT ·gemvFP8x8(SB), NOSPLIT, $0-40
 	LEAQ         (R10)(BX*1), R11
 	LEAQ         (R11)(BX*1), R12
 	LEAQ         (R12)(BX*1), R13
-	LEAQ         (R13)(BX*1), BX
+	LEAQ         (R13)(BX*1), R14
+	LEAQ         (R14)(BX*1), R15 // next block of 8 rows
+	MOVQ         R14, BX
 	MOVL         $0xBFFFBFFF, AX
 	VMOVD        AX, X15
 	VPBROADCASTD X15, Y15
@@ -754,6 +762,8 @@ f88loop16:
 	JGT     f88tail
 	VMOVUPS (DI)(AX*4), Y8
 	VMOVUPS 32(DI)(AX*4), Y9
+	PREFETCHT0 (R15)(AX*8)
+	PREFETCHT0 64(R15)(AX*8)
 	FP8ROW16((SI)(AX*1), Y0)
 	FP8ROW16((R8)(AX*1), Y1)
 	FP8ROW16((R9)(AX*1), Y2)
@@ -813,5 +823,101 @@ scaleloop:
 	JMP     scaleloop
 
 scaledone:
+	VZEROUPPER
+	RET
+
+// Reduce the four head accumulators a0..a3 (8 lanes each) of one key to
+// their four dot products in x0 (heads 0..3), in the order
+// ((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7)); t is clobbered.
+#define IDXRED(a0, a1, a2, a3, x0, t, xt) \
+	VHADDPS      a1, a0, a0 \
+	VHADDPS      a3, a2, a2 \
+	VHADDPS      a2, a0, a0 \
+	VEXTRACTF128 $1, a0, xt \
+	VADDPS       xt, x0, x0
+
+// Adds w·ReLU(dots) (4 heads, in x) to the four lane sums at off(R12).
+#define IDXACC(x, off) \
+	VMAXPS  X15, x, x \
+	VMULPS  X12, x, x \
+	VADDPS  off(R12), x, x \
+	VMOVUPS x, off(R12)
+
+// func indexScores3(q *float32, groups, d int, k0, k1, k2, w, out *float32)
+// Indexer scores of three keys (d floats each, d a multiple of 8) against
+// 4·groups query heads (rows of d floats, contiguous): for key i and head
+// h = 4g+j, out[4i+j] += w[h]·max(0, ⟨q_h, k_i⟩), g ascending. Each dot
+// product is lane-wise (8 fused multiply-add chains) then reduced as IDXRED.
+TEXT ·indexScores3(SB), NOSPLIT, $0-64
+	MOVQ q+0(FP), SI
+	MOVQ groups+8(FP), CX
+	MOVQ d+16(FP), DI
+	MOVQ k0+24(FP), R8
+	MOVQ k1+32(FP), R9
+	MOVQ k2+40(FP), R10
+	MOVQ w+48(FP), R11
+	MOVQ out+56(FP), R12
+	SHLQ $2, DI          // row bytes
+	TESTQ CX, CX
+	JZ   isdone
+
+isgroup:
+	LEAQ   (SI)(DI*1), BX
+	LEAQ   (BX)(DI*1), R13
+	LEAQ   (R13)(DI*1), R14
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	XORQ   AX, AX
+
+isloop:
+	VMOVUPS     (R8)(AX*1), Y12
+	VMOVUPS     (R9)(AX*1), Y13
+	VMOVUPS     (R10)(AX*1), Y14
+	VMOVUPS     (SI)(AX*1), Y15
+	VFMADD231PS Y15, Y12, Y0
+	VFMADD231PS Y15, Y13, Y1
+	VFMADD231PS Y15, Y14, Y2
+	VMOVUPS     (BX)(AX*1), Y15
+	VFMADD231PS Y15, Y12, Y3
+	VFMADD231PS Y15, Y13, Y4
+	VFMADD231PS Y15, Y14, Y5
+	VMOVUPS     (R13)(AX*1), Y15
+	VFMADD231PS Y15, Y12, Y6
+	VFMADD231PS Y15, Y13, Y7
+	VFMADD231PS Y15, Y14, Y8
+	VMOVUPS     (R14)(AX*1), Y15
+	VFMADD231PS Y15, Y12, Y9
+	VFMADD231PS Y15, Y13, Y10
+	VFMADD231PS Y15, Y14, Y11
+	ADDQ        $32, AX
+	CMPQ        AX, DI
+	JLT         isloop
+
+	// Key i's accumulators are Y(i), Y(3+i), Y(6+i), Y(9+i).
+	IDXRED(Y0, Y3, Y6, Y9, X0, Y12, X12)
+	IDXRED(Y1, Y4, Y7, Y10, X1, Y12, X12)
+	IDXRED(Y2, Y5, Y8, Y11, X2, Y12, X12)
+	VXORPS  X15, X15, X15
+	VMOVUPS (R11), X12
+	IDXACC(X0, 0)
+	IDXACC(X1, 16)
+	IDXACC(X2, 32)
+
+	LEAQ (R14)(DI*1), SI // next group's first head
+	ADDQ $16, R11
+	DECQ CX
+	JNZ  isgroup
+
+isdone:
 	VZEROUPPER
 	RET

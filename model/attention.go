@@ -166,45 +166,36 @@ func splitGroups(w *kernels.Matrix, G int) ([]*kernels.Matrix, error) {
 	return out, nil
 }
 
-// chunk carries what the layers of one forward call share: positions, token
-// ids, and in V4.1 the top-k indices and candidate mask published by the most
-// recent index source for each token.
-type chunk struct {
-	T, p0  int
-	tokens []int
-	topk   [][]int
-	cand   [][]bool
-	trace  *Trace
-}
-
-// attention runs the block for the T tokens of h ([T, dim]) and returns [T, dim].
-func (m *Model) attention(a *Attention, st *State, h []float32, c *chunk) []float32 {
+// attentionBatch runs the block for the R rows of h ([R, dim]), the tokens
+// of every sequence of the batch, and returns [R, dim]. The projections take
+// all rows at once; caches, compressors, selection and attention are per
+// sequence.
+func (m *Model) attentionBatch(a *Attention, h []float32, b *batch) []float32 {
 	cfg := m.Config
-	T, p0, H, d := c.T, c.p0, a.Heads, a.D
-	ls := st.layers[a.Layer]
+	R, H, d := b.R, a.Heads, a.D
 
 	// Query path: c_q = RMSNorm(wq_a·x); q = wq_b·c_q; (V4) per-head norm; RoPE.
-	cq := m.linear(a.Wqa, h, T)
+	cq := m.linear(a.Wqa, h, R)
 	rmsnormRows(cq, a.QNorm, cfg.NormEps)
-	q := m.linear(a.Wqb, cq, T)
-	rot := make([]Rotation, T)
-	for t := 0; t < T; t++ {
-		rot[t] = a.Rope.At(p0 + t)
+	q := m.linear(a.Wqb, cq, R)
+	rot := make([]Rotation, R)
+	for r := 0; r < R; r++ {
+		rot[r] = a.Rope.At(b.pos[r])
 		for hd := 0; hd < H; hd++ {
-			v := q[(t*H+hd)*d : (t*H+hd+1)*d]
+			v := q[(r*H+hd)*d : (r*H+hd+1)*d]
 			if a.HeadNorm {
 				kernels.RMSNorm(v, v, nil, cfg.NormEps)
 			}
-			rot[t].Apply(v, false)
+			rot[r].Apply(v, false)
 		}
 	}
 
 	// Window key=value: RMSNorm(wkv·x), RoPE, simulated FP8.
-	kv := m.linear(a.Wkv, h, T)
+	kv := m.linear(a.Wkv, h, R)
 	rmsnormRows(kv, a.KVNorm, cfg.NormEps)
-	for t := 0; t < T; t++ {
-		v := kv[t*d : (t+1)*d]
-		rot[t].Apply(v, false)
+	for r := 0; r < R; r++ {
+		v := kv[r*d : (r+1)*d]
+		rot[r].Apply(v, false)
 		if m.Numerics.KVQuant {
 			if a.v41 {
 				kernels.QuantDequantFP8(v, cfg.FP8Block)
@@ -214,96 +205,119 @@ func (m *Model) attention(a *Attention, st *State, h []float32, c *chunk) []floa
 		}
 	}
 
-	// Compressed entries (and indexer keys) for windows this chunk closes.
+	// Compressor projections and indexer queries of all rows.
+	var cp *compProj
 	if a.Comp != nil {
-		m.compress(a, ls, h, c)
+		cp = m.compProject(a, h, R)
 	}
-	var src *LayerState
-	if a.KVSource >= 0 {
-		src = st.layers[a.KVSource]
-	}
-	// Which compressed entries each token reads.
-	sel := make([][]int, T)
-	if a.Ratio > 0 {
-		switch {
-		case a.Index != nil:
-			qs := m.indexQueries(a.Index, rot, cq, h, T)
-			for t := range sel {
-				sel[t] = m.selectEntries(a, src, qs[t], p0+t, c, t)
-			}
-		case a.v41:
-			copy(sel, c.topk)
-		default: // HCA: every visible entry
-			for t := range sel {
-				nvis := min((p0+t+1)/a.Ratio, src.KV.Len())
-				sel[t] = make([]int, nvis)
-				for i := range sel[t] {
-					sel[t][i] = i
-				}
-			}
-		}
+	var qs []IndexQuery
+	if a.Ratio > 0 && a.Index != nil {
+		qs = m.indexQueries(a.Index, rot, cq, h, R)
 	}
 
-	// Attention per token over window rows and selected compressed rows.
-	o := make([]float32, T*H*d)
+	o := make([]float32, R*H*d)
 	scale := float32(1 / math.Sqrt(float64(d)))
 	W := cfg.Window
-	for t := 0; t < T; t++ {
-		p := p0 + t
-		rows := make([][]float32, 0, W+len(sel[t]))
-		for pp := max(0, p-W+1); pp <= p; pp++ {
-			if pp < p0 {
-				rows = append(rows, ls.Window.Row(pp))
-			} else {
-				rows = append(rows, kv[(pp-p0)*d:(pp-p0+1)*d])
+	for _, sp := range b.spans {
+		ls := sp.st.layers[a.Layer]
+		// Compressed entries (and indexer keys) for windows this chunk closes.
+		if cp != nil {
+			m.compress(a, ls, cp, sp)
+		}
+		var src *LayerState
+		if a.KVSource >= 0 {
+			src = sp.st.layers[a.KVSource]
+		}
+		// Attention per token over window rows and selected compressed rows.
+		for t := 0; t < sp.T; t++ {
+			r, p := sp.r0+t, sp.p0+t
+			// Which compressed entries the token reads.
+			var sel []int
+			if a.Ratio > 0 {
+				switch {
+				case a.Index != nil:
+					sel = m.selectEntries(a, src, qs[r], p, b, r)
+				case a.v41:
+					sel = b.topk[r]
+				default: // HCA: every visible entry
+					sel = make([]int, min((p+1)/a.Ratio, src.KV.Len()))
+					for i := range sel {
+						sel[i] = i
+					}
+				}
+			}
+			rows := make([][]float32, 0, W+len(sel))
+			for pp := max(0, p-W+1); pp <= p; pp++ {
+				if pp < sp.p0 {
+					rows = append(rows, ls.Window.Row(pp))
+				} else {
+					rr := sp.r0 + pp - sp.p0
+					rows = append(rows, kv[rr*d:(rr+1)*d])
+				}
+			}
+			for _, w := range sel {
+				rows = append(rows, src.KV.Rows[w])
+			}
+			or := o[r*H*d : (r+1)*H*d]
+			m.be.Attend(or, q[r*H*d:(r+1)*H*d], H, d, rows, a.Sink, scale)
+			for hd := 0; hd < H; hd++ {
+				rot[r].Apply(or[hd*d:(hd+1)*d], true)
+			}
+			if sp.trace != nil && a.Ratio > 0 {
+				sp.trace.addSelection(a.Layer, t, sel)
 			}
 		}
-		for _, w := range sel[t] {
-			rows = append(rows, src.KV.Rows[w])
+		// The ring is written only after the chunk's attention.
+		for t := max(0, sp.T-W); t < sp.T; t++ {
+			r := sp.r0 + t
+			copy(ls.Window.Row(sp.p0+t), kv[r*d:(r+1)*d])
 		}
-		ot := o[t*H*d : (t+1)*H*d]
-		m.be.Attend(ot, q[t*H*d:(t+1)*H*d], H, d, rows, a.Sink, scale)
-		for hd := 0; hd < H; hd++ {
-			rot[t].Apply(ot[hd*d:(hd+1)*d], true)
-		}
-		if c.trace != nil && a.Ratio > 0 {
-			c.trace.addSelection(a.Layer, t, sel[t])
-		}
-	}
-	for t := max(0, T-W); t < T; t++ {
-		copy(ls.Window.Row(p0+t), kv[t*d:(t+1)*d])
 	}
 
 	// Grouped output projection: u_g = wo_a[g]·o_g (no activation quant), y = wo_b·u.
 	G := len(a.WoA)
 	gw := H * d / G
 	or := a.WoA[0].Rows
-	u := make([]float32, T*G*or)
-	og := make([]float32, T*gw)
-	ug := make([]float32, T*or)
+	u := make([]float32, R*G*or)
+	og := make([]float32, R*gw)
+	ug := make([]float32, R*or)
 	for g := 0; g < G; g++ {
-		for t := 0; t < T; t++ {
-			copy(og[t*gw:(t+1)*gw], o[t*H*d+g*gw:t*H*d+(g+1)*gw])
+		for r := 0; r < R; r++ {
+			copy(og[r*gw:(r+1)*gw], o[r*H*d+g*gw:r*H*d+(g+1)*gw])
 		}
-		m.be.MatMul(ug, a.WoA[g], og, T)
-		for t := 0; t < T; t++ {
-			copy(u[t*G*or+g*or:t*G*or+(g+1)*or], ug[t*or:(t+1)*or])
+		m.be.MatMul(ug, a.WoA[g], og, R)
+		for r := 0; r < R; r++ {
+			copy(u[r*G*or+g*or:r*G*or+(g+1)*or], ug[r*or:(r+1)*or])
 		}
 	}
-	return m.linear(a.WoB, u, T)
+	return m.linear(a.WoB, u, R)
 }
 
-// compress feeds the chunk's tokens to the layer's compressor(s) and appends
-// every entry they emit, post-processed: norm, RoPE at the window's first
-// position, simulated low precision.
-func (m *Model) compress(a *Attention, ls *LayerState, h []float32, c *chunk) {
+// compProj holds the compressor projections of every row of a batch: the
+// layer's own compressor and, in V4 CSA layers, the indexer's.
+type compProj struct {
+	A, Z   []float32
+	IA, IZ []float32
+}
+
+func (m *Model) compProject(a *Attention, h []float32, R int) *compProj {
+	cp := &compProj{}
+	cp.A, cp.Z = a.Comp.Project(m.be, h, R)
+	if ix := a.Index; ix != nil && ix.Comp != nil {
+		cp.IA, cp.IZ = ix.Comp.Project(m.be, h, R)
+	}
+	return cp
+}
+
+// compress feeds one sequence's tokens to the layer's compressor(s) and
+// appends every entry they emit, post-processed: norm, RoPE at the window's
+// first position, simulated low precision.
+func (m *Model) compress(a *Attention, ls *LayerState, cp *compProj, sp span) {
 	cfg := m.Config
-	T, p0 := c.T, c.p0
-	A, Z := a.Comp.Project(m.be, h, T)
 	cd := a.Comp.width()
-	for t := 0; t < T; t++ {
-		p := p0 + t
-		e, ok := a.Comp.Push(ls.Comp, A[t*cd:(t+1)*cd], Z[t*cd:(t+1)*cd], p)
+	for t := 0; t < sp.T; t++ {
+		r := sp.r0 + t
+		e, ok := a.Comp.Push(ls.Comp, cp.A[r*cd:(r+1)*cd], cp.Z[r*cd:(r+1)*cd], sp.p0+t)
 		if !ok {
 			continue
 		}
@@ -329,10 +343,10 @@ func (m *Model) compress(a *Attention, ls *LayerState, h []float32, c *chunk) {
 		ls.KV.Rows = append(ls.KV.Rows, e)
 	}
 	if ix := a.Index; ix != nil && ix.Comp != nil { // V4 indexer keys
-		A, Z := ix.Comp.Project(m.be, h, T)
 		cd := ix.Comp.width()
-		for t := 0; t < T; t++ {
-			e, ok := ix.Comp.Push(ls.IndexComp, A[t*cd:(t+1)*cd], Z[t*cd:(t+1)*cd], p0+t)
+		for t := 0; t < sp.T; t++ {
+			r := sp.r0 + t
+			e, ok := ix.Comp.Push(ls.IndexComp, cp.IA[r*cd:(r+1)*cd], cp.IZ[r*cd:(r+1)*cd], sp.p0+t)
 			if !ok {
 				continue
 			}
@@ -345,11 +359,11 @@ func (m *Model) compress(a *Attention, ls *LayerState, h []float32, c *chunk) {
 	}
 }
 
-// selectEntries runs the indexer for the token at position p (index t in the
-// chunk) and returns the compressed entries it attends, sorted by index. In
+// selectEntries runs the indexer for the token at position p (row t of the
+// batch) and returns the compressed entries it attends, sorted by index. In
 // V4.1 it also publishes them (and, at the candidate source, the candidate
 // mask) for the layers that reuse them.
-func (m *Model) selectEntries(a *Attention, src *LayerState, q IndexQuery, p int, c *chunk, t int) []int {
+func (m *Model) selectEntries(a *Attention, src *LayerState, q IndexQuery, p int, c *batch, t int) []int {
 	cfg := m.Config
 	nvis := min((p+1)/a.Ratio, src.IndexKeys.Len())
 	scores := a.Index.Scores(q, src.IndexKeys, nvis)

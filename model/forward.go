@@ -46,100 +46,129 @@ type Options struct {
 // Forward runs the tokens of in through the model, continuing the sequence
 // held in st (which it updates), and returns float32 logits: [T, vocab] with
 // AllLogits, else [vocab] for the last token. Prefill in several chunks,
-// one chunk, or token by token computes the same function.
+// one chunk, or token by token computes the same function. It is the
+// one-sequence case of ForwardBatch.
 func (m *Model) Forward(st *State, in Input, opt Options) ([]float32, error) {
+	out, err := m.ForwardBatch([]*State{st}, []Input{in}, []Options{opt})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// ForwardBatch runs one chunk of each of several sequences in one pass:
+// ins[i] continues the sequence held in sts[i]. Every projection takes the
+// token rows of all sequences at once, so its weights are read once per
+// call rather than once per sequence; everything that depends on a position
+// (window rows, compressors, indexer, attention, V4.1 sharing, Engram rows,
+// routing) stays per sequence and per token, so each sequence's logits are
+// those Forward gives it alone (to float rounding of the kernels' batched
+// paths). opts, nil or one per sequence, choose each sequence's logits and
+// trace; out[i] is shaped as Forward's. A state may appear only once. On
+// error no state has changed.
+func (m *Model) ForwardBatch(sts []*State, ins []Input, opts []Options) ([][]float32, error) {
+	b, err := m.newBatch(sts, ins, opts)
+	if err != nil {
+		return nil, err
+	}
 	cfg := m.Config
-	T := len(in.Tokens)
-	if T == 0 {
-		return nil, fmt.Errorf("forward: no tokens")
-	}
-	for i, tok := range in.Tokens {
-		if tok < 0 || tok >= cfg.VocabSize {
-			return nil, fmt.Errorf("forward: token %d at index %d outside the vocabulary [0,%d)", tok, i, cfg.VocabSize)
-		}
-	}
-	if len(cfg.EngramLayers) > 0 && len(in.Engram) != T {
-		return nil, fmt.Errorf("forward: V4.1 needs Engram rows for each of the %d tokens, got %d", T, len(in.Engram))
-	}
+	R := b.R
 	n, D := cfg.HCMult, cfg.Dim
-	c := &chunk{T: T, p0: st.Pos, tokens: in.Tokens, topk: make([][]int, T), cand: make([][]bool, T), trace: opt.Trace}
-	if tr := opt.Trace; tr != nil {
-		tr.Selected, tr.Comb, tr.SelectedAll, tr.last = map[int][]int{}, map[int][]float32{}, map[int][][]int{}, T-1
-	}
 
 	// Embedding, copied into every stream.
-	X := make([]float32, T*n*D)
-	for t, tok := range in.Tokens {
-		m.embed.RowF32(X[t*n*D:(t*n+1)*D], tok)
+	X := make([]float32, R*n*D)
+	for r, tok := range b.tokens {
+		m.embed.RowF32(X[r*n*D:(r*n+1)*D], tok)
 		for s := 1; s < n; s++ {
-			copy(X[(t*n+s)*D:(t*n+s+1)*D], X[t*n*D:(t*n+1)*D])
+			copy(X[(r*n+s)*D:(r*n+s+1)*D], X[r*n*D:(r*n+1)*D])
 		}
 	}
 	// V4.1 collapses each site with the previous site's pre; layer 0 starts
 	// from stream 0 alone.
-	lagPre := make([][]float32, T)
-	for t := range lagPre {
-		lagPre[t] = make([]float32, n)
-		lagPre[t][0] = 1
+	lagPre := make([][]float32, R)
+	for r := range lagPre {
+		lagPre[r] = make([]float32, n)
+		lagPre[r][0] = 1
 	}
 	v41 := cfg.Arch == checkpoint.ArchV41
-	u := make([]float32, T*D)
+	u := make([]float32, R*D)
 	engramIdx := 0
 	for _, ly := range m.layers {
 		if ly.Engram != nil {
-			rows := make([][]int64, T)
-			for t := range rows {
-				if engramIdx >= len(in.Engram[t]) {
-					return nil, fmt.Errorf("forward: token %d has no rows for Engram layer %d", t, ly.Index)
-				}
-				rows[t] = in.Engram[t][engramIdx]
-			}
-			if err := m.engram(ly.Engram, X, rows, T); err != nil {
+			if err := m.engram(ly.Engram, X, b.engram[engramIdx], R); err != nil {
+				// newBatch checked the rows; this would be a bug.
 				return nil, fmt.Errorf("layer %d: %w", ly.Index, err)
 			}
 			engramIdx++
 		}
 		// Attention site.
-		mixes := ly.AttnHC.Mixes(m.be, X, T)
+		mixes := ly.AttnHC.Mixes(m.be, X, R)
 		m.collapse(u, X, mixes, lagPre, v41, ly.AttnNorm)
-		y := m.attention(ly.Attn, st, u, c)
-		for t := 0; t < T; t++ {
-			Expand(X[t*n*D:(t+1)*n*D], y[t*D:(t+1)*D], mixes[t])
+		y := m.attentionBatch(ly.Attn, u, b)
+		for r := 0; r < R; r++ {
+			Expand(X[r*n*D:(r+1)*n*D], y[r*D:(r+1)*D], mixes[r])
 		}
-		if opt.Trace != nil {
-			opt.Trace.Comb[ly.Index] = mixes[T-1].Comb
+		for _, sp := range b.spans {
+			if sp.trace != nil {
+				sp.trace.Comb[ly.Index] = mixes[sp.r0+sp.T-1].Comb
+			}
 		}
 		// Feed-forward site.
-		mixes = ly.FFNHC.Mixes(m.be, X, T)
+		mixes = ly.FFNHC.Mixes(m.be, X, R)
 		m.collapse(u, X, mixes, lagPre, v41, ly.FFNNorm)
-		y = m.moe(ly.MoE, u, in.Tokens, T)
-		for t := 0; t < T; t++ {
-			Expand(X[t*n*D:(t+1)*n*D], y[t*D:(t+1)*D], mixes[t])
+		y = m.moe(ly.MoE, u, b.tokens, R)
+		for r := 0; r < R; r++ {
+			Expand(X[r*n*D:(r+1)*n*D], y[r*D:(r+1)*D], mixes[r])
 		}
 	}
-	st.Pos += T
+	for _, sp := range b.spans {
+		sp.st.Pos += sp.T
+	}
 
-	// Final collapse, norm and head.
-	first := 0
-	if !opt.AllLogits {
-		first = T - 1
+	// Final collapse, norm and head, for the rows whose logits are asked
+	// for: every row of AllLogits sequences, the last of the others.
+	var rows []int
+	for _, sp := range b.spans {
+		first := sp.r0 + sp.T - 1
+		if sp.all {
+			first = sp.r0
+		}
+		for r := first; r < sp.r0+sp.T; r++ {
+			rows = append(rows, r)
+		}
+	}
+	Xh := make([]float32, len(rows)*n*D)
+	for i, r := range rows {
+		copy(Xh[i*n*D:(i+1)*n*D], X[r*n*D:(r+1)*n*D])
 	}
 	var pre [][]float32
 	if v41 {
-		pre = lagPre
+		for _, r := range rows {
+			pre = append(pre, lagPre[r])
+		}
 	} else {
-		pre = m.hcHead.Pre(m.be, X, T)
+		pre = m.hcHead.Pre(m.be, Xh, len(rows))
 	}
-	rows := T - first
-	h := make([]float32, rows*D)
-	for t := first; t < T; t++ {
-		ht := h[(t-first)*D : (t-first+1)*D]
-		Collapse(ht, X[t*n*D:(t+1)*n*D], pre[t])
-		kernels.RMSNorm(ht, ht, m.norm, cfg.NormEps)
+	h := make([]float32, len(rows)*D)
+	for i := range rows {
+		hi := h[i*D : (i+1)*D]
+		Collapse(hi, Xh[i*n*D:(i+1)*n*D], pre[i])
+		kernels.RMSNorm(hi, hi, m.norm, cfg.NormEps)
 	}
-	logits := make([]float32, rows*cfg.VocabSize)
-	m.be.MatMul(logits, m.head, h, rows)
-	return logits, nil
+	V := cfg.VocabSize
+	logits := make([]float32, len(rows)*V)
+	m.be.MatMul(logits, m.head, h, len(rows))
+	out := make([][]float32, len(b.spans))
+	i := 0
+	for s, sp := range b.spans {
+		k := 1
+		if sp.all {
+			k = sp.T
+		}
+		out[s] = logits[i*V : (i+k)*V : (i+k)*V]
+		i += k
+	}
+	return out, nil
 }
 
 // collapse writes each token's sublayer input: RMSNorm(Σ_j pre_j·X_j). V4

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -115,6 +116,7 @@ func (r *RandomWeights) Has(name string) bool { return true }
 type LayerBench struct {
 	Context  int           // tokens already in the cache
 	Time     time.Duration // median over the runs
+	Best     time.Duration // fastest run: on a shared machine, the least disturbed
 	Bytes    int64         // weights and cache bytes the step must read
 	Kind     string
 	Selected int // compressed entries attended
@@ -126,6 +128,30 @@ type LayerBench struct {
 // decode step (both mHC sites, attention with its compressor and indexer,
 // MoE) at each context length, with caches filled with random entries.
 func BenchDecodeLayer(cfg checkpoint.Config, l int, contexts []int, be kernels.Backend, runs int) ([]LayerBench, error) {
+	lb, err := NewLayerBench(cfg, l, be)
+	if err != nil {
+		return nil, err
+	}
+	var out []LayerBench
+	for _, ctx := range contexts {
+		out = append(out, lb.Run(ctx, runs))
+	}
+	return out, nil
+}
+
+// DecodeLayerBench is one layer of random weights ready to be timed; it
+// separates the (slow) weight generation from the timed decode steps, so a
+// profiler can be started around Run alone.
+type DecodeLayerBench struct {
+	cfg checkpoint.Config
+	l   int
+	be  kernels.Backend
+	m   *Model
+	ly  *Layer
+}
+
+// NewLayerBench builds layer l of cfg with random weights on backend be.
+func NewLayerBench(cfg checkpoint.Config, l int, be kernels.Backend) (*DecodeLayerBench, error) {
 	w := NewRandomWeights(cfg, 1)
 	ly, err := loadLayer(w, cfg, l)
 	if err != nil {
@@ -143,6 +169,13 @@ func BenchDecodeLayer(cfg checkpoint.Config, l int, contexts []int, be kernels.B
 	if ly.Ratio > 0 {
 		ly.Attn.Rope = m.ropeCompress
 	}
+	return &DecodeLayerBench{cfg: cfg, l: l, be: be, m: m, ly: ly}, nil
+}
+
+// Run fills the caches with random entries for a context of ctx tokens and
+// times runs decode steps (median reported); every step sees the same context.
+func (lb *DecodeLayerBench) Run(ctx, runs int) LayerBench {
+	cfg, m, ly, be := lb.cfg, lb.m, lb.ly, lb.be
 	rng := rand.New(rand.NewPCG(7, 8))
 	randVec := func(n int) []float32 {
 		v := make([]float32, n)
@@ -152,62 +185,58 @@ func BenchDecodeLayer(cfg checkpoint.Config, l int, contexts []int, be kernels.B
 		return v
 	}
 	n, D := cfg.HCMult, cfg.Dim
-	var out []LayerBench
-	for _, ctx := range contexts {
-		st := m.NewState()
-		ls := st.layers[0]
-		copy(ls.Window.rows, randVec(len(ls.Window.rows)))
-		if ls.KV != nil {
-			for i := 0; i < ctx/ly.Ratio; i++ {
-				ls.KV.Rows = append(ls.KV.Rows, randVec(cfg.HeadDim))
-			}
+	st := m.NewState()
+	ls := st.layers[0]
+	copy(ls.Window.rows, randVec(len(ls.Window.rows)))
+	if ls.KV != nil {
+		for i := 0; i < ctx/ly.Ratio; i++ {
+			ls.KV.Rows = append(ls.KV.Rows, randVec(cfg.HeadDim))
 		}
-		if ls.IndexKeys != nil {
-			for i := 0; i < ctx/ly.Ratio; i++ {
-				ls.IndexKeys.Rows = append(ls.IndexKeys.Rows, randVec(cfg.IndexHeadDim))
-			}
-		}
-		st.Pos = ctx
-		X := randVec(n * D)
-		var times []time.Duration
-		var sel int
-		for r := 0; r < runs; r++ {
-			Xr := append([]float32(nil), X...)
-			tr := &Trace{}
-			c := &chunk{T: 1, p0: ctx, tokens: []int{1}, topk: make([][]int, 1), cand: make([][]bool, 1), trace: tr}
-			tr.Selected, tr.Comb = map[int][]int{}, map[int][]float32{}
-			u := make([]float32, D)
-			start := time.Now()
-			mix := ly.AttnHC.Mixes(be, Xr, 1)
-			Collapse(u, Xr, mix[0].Pre)
-			kernels.RMSNorm(u, u, ly.AttnNorm, cfg.NormEps)
-			y := m.attention(ly.Attn, st, u, c)
-			Expand(Xr, y, mix[0])
-			mix = ly.FFNHC.Mixes(be, Xr, 1)
-			Collapse(u, Xr, mix[0].Pre)
-			kernels.RMSNorm(u, u, ly.FFNNorm, cfg.NormEps)
-			y = m.moe(ly.MoE, u, []int{1}, 1)
-			Expand(Xr, y, mix[0])
-			times = append(times, time.Since(start))
-			sel = len(tr.Selected[0])
-			// Undo the cache growth of this step so every run sees the same context.
-			if ls.KV != nil && ls.KV.Len() > ctx/ly.Ratio {
-				ls.KV.Rows = ls.KV.Rows[:ctx/ly.Ratio]
-			}
-			if ls.IndexKeys != nil && ls.IndexKeys.Len() > ctx/ly.Ratio {
-				ls.IndexKeys.Rows = ls.IndexKeys.Rows[:ctx/ly.Ratio]
-			}
-		}
-		b := LayerBench{Context: ctx, Time: median(times), Kind: LayerKind(cfg, l), Selected: sel}
-		b.WeightB = decodeWeightBytes(ly, cfg)
-		b.CacheB = int64(4 * cfg.HeadDim * (min(cfg.Window, ctx+1) + sel))
-		if ls.IndexKeys != nil {
-			b.CacheB += int64(4 * cfg.IndexHeadDim * ls.IndexKeys.Len())
-		}
-		b.Bytes = b.WeightB + b.CacheB
-		out = append(out, b)
 	}
-	return out, nil
+	if ls.IndexKeys != nil {
+		for i := 0; i < ctx/ly.Ratio; i++ {
+			ls.IndexKeys.Rows = append(ls.IndexKeys.Rows, randVec(cfg.IndexHeadDim))
+		}
+	}
+	st.Pos = ctx
+	X := randVec(n * D)
+	var times []time.Duration
+	var sel int
+	for r := 0; r < runs; r++ {
+		Xr := append([]float32(nil), X...)
+		tr := &Trace{}
+		c := &chunk{T: 1, p0: ctx, tokens: []int{1}, topk: make([][]int, 1), cand: make([][]bool, 1), trace: tr}
+		tr.Selected, tr.Comb = map[int][]int{}, map[int][]float32{}
+		u := make([]float32, D)
+		start := time.Now()
+		mix := ly.AttnHC.Mixes(be, Xr, 1)
+		Collapse(u, Xr, mix[0].Pre)
+		kernels.RMSNorm(u, u, ly.AttnNorm, cfg.NormEps)
+		y := m.attention(ly.Attn, st, u, c)
+		Expand(Xr, y, mix[0])
+		mix = ly.FFNHC.Mixes(be, Xr, 1)
+		Collapse(u, Xr, mix[0].Pre)
+		kernels.RMSNorm(u, u, ly.FFNNorm, cfg.NormEps)
+		y = m.moe(ly.MoE, u, []int{1}, 1)
+		Expand(Xr, y, mix[0])
+		times = append(times, time.Since(start))
+		sel = len(tr.Selected[0])
+		// Undo the cache growth of this step so every run sees the same context.
+		if ls.KV != nil && ls.KV.Len() > ctx/ly.Ratio {
+			ls.KV.Rows = ls.KV.Rows[:ctx/ly.Ratio]
+		}
+		if ls.IndexKeys != nil && ls.IndexKeys.Len() > ctx/ly.Ratio {
+			ls.IndexKeys.Rows = ls.IndexKeys.Rows[:ctx/ly.Ratio]
+		}
+	}
+	b := LayerBench{Context: ctx, Time: median(times), Best: slices.Min(times), Kind: LayerKind(cfg, lb.l), Selected: sel}
+	b.WeightB = decodeWeightBytes(ly, cfg)
+	b.CacheB = int64(4 * cfg.HeadDim * (min(cfg.Window, ctx+1) + sel))
+	if ls.IndexKeys != nil {
+		b.CacheB += int64(4 * cfg.IndexHeadDim * ls.IndexKeys.Len())
+	}
+	b.Bytes = b.WeightB + b.CacheB
+	return b
 }
 
 // decodeWeightBytes counts the weight bytes one decode step reads: every

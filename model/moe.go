@@ -49,6 +49,9 @@ func loadMoE(w Weights, p string, cfg checkpoint.Config, l int) (*MoE, error) {
 	if mo.Temp == 0 {
 		mo.Temp = 1
 	}
+	if cfg.Arch == checkpoint.ArchV41 {
+		mo.Eps = 1e-20 // V4.1 guards the weight normaliser; V4 divides by the plain sum
+	}
 	var err error
 	if mo.Gate, err = w.Matrix(p+"gate", E, D); err != nil {
 		return nil, err

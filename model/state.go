@@ -94,3 +94,55 @@ func (c *CompressedKV) Len() int {
 	}
 	return len(c.Rows)
 }
+
+// Clone returns a deep copy of the caches: continuing the copy and the
+// original gives the same logits, and neither sees the other's later
+// tokens. It serves prefix reuse without taking the cached state over.
+func (s *State) Clone() *State {
+	c := &State{Pos: s.Pos, layers: make([]*LayerState, len(s.layers))}
+	for i, ls := range s.layers {
+		c.layers[i] = &LayerState{
+			Window:    ls.Window.clone(),
+			KV:        ls.KV.clone(),
+			Comp:      ls.Comp.clone(),
+			IndexKeys: ls.IndexKeys.clone(),
+			IndexComp: ls.IndexComp.clone(),
+		}
+	}
+	return c
+}
+
+func (c *WindowCache) clone() *WindowCache {
+	if c == nil {
+		return nil
+	}
+	return &WindowCache{W: c.W, D: c.D, rows: append([]float32(nil), c.rows...)}
+}
+
+func (c *CompressedKV) clone() *CompressedKV {
+	if c == nil {
+		return nil
+	}
+	// One backing array for all rows: a clone is usually made to be kept.
+	out := &CompressedKV{D: c.D, Rows: make([][]float32, len(c.Rows))}
+	flat := make([]float32, 0, len(c.Rows)*c.D)
+	for i, r := range c.Rows {
+		flat = append(flat, r...)
+		out.Rows[i] = flat[len(flat)-len(r) : len(flat) : len(flat)]
+	}
+	return out
+}
+
+func (s *CompressorState) clone() *CompressorState {
+	if s == nil {
+		return nil
+	}
+	cp := func(v []float32) []float32 {
+		if v == nil {
+			return nil
+		}
+		return append([]float32(nil), v...)
+	}
+	return &CompressorState{m: s.m, cd: s.cd, prevA: cp(s.prevA), prevZ: cp(s.prevZ), prevValid: s.prevValid,
+		curA: cp(s.curA), curZ: cp(s.curZ)}
+}

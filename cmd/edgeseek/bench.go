@@ -15,7 +15,7 @@ import (
 
 func cmdBench(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: edgeseek bench kernels|layer [flags]")
+		return fmt.Errorf("usage: edgeseek bench kernels|layer|serve [flags]")
 	}
 	switch args[0] {
 	case "kernels":
@@ -29,8 +29,10 @@ func cmdBench(args []string) error {
 		return bench.Run(os.Stdout, bench.Options{JSON: *js, Threads: *threads, Quick: *quick})
 	case "layer":
 		return benchLayer(args[1:])
+	case "serve":
+		return benchServe(args[1:])
 	}
-	return fmt.Errorf("unknown benchmark %q (want kernels or layer)", args[0])
+	return fmt.Errorf("unknown benchmark %q (want kernels, layer or serve)", args[0])
 }
 
 // benchLayer times one decode step of a V4-Flash-shaped layer (random

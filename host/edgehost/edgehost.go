@@ -90,7 +90,11 @@ type Config struct {
 // Runtime compiles and instantiates edge modules. It is safe for
 // concurrent use.
 type Runtime struct {
+	// rt runs modules that instrument could rewrite: their deadlines are
+	// enforced by the interrupt global, so it does not close on context
+	// done. safe (WithCloseOnContextDone) runs the others.
 	rt          wazero.Runtime
+	safe        wazero.Runtime
 	cache       wazero.CompilationCache
 	ownCache    bool
 	timeout     time.Duration
@@ -129,15 +133,19 @@ func New(ctx context.Context, c Config) (*Runtime, error) {
 			r.cache = wazero.NewCompilationCache()
 		}
 	}
-	r.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
+	base := wazero.NewRuntimeConfig().
 		WithCompilationCache(r.cache).
-		WithMemoryLimitPages(c.MemoryLimitPages).
-		WithCloseOnContextDone(true))
+		WithMemoryLimitPages(c.MemoryLimitPages)
+	r.rt = wazero.NewRuntimeWithConfig(ctx, base)
+	r.safe = wazero.NewRuntimeWithConfig(ctx, base.WithCloseOnContextDone(true))
 	// Go's wasip1 runtime imports WASI; the module config below grants it
 	// no files, environment, arguments or real clocks.
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r.rt); err != nil {
-		r.rt.Close(ctx)
-		return nil, fmt.Errorf("edgehost: instantiate WASI: %w", err)
+	for _, rt := range []wazero.Runtime{r.rt, r.safe} {
+		if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+			r.rt.Close(ctx)
+			r.safe.Close(ctx)
+			return nil, fmt.Errorf("edgehost: instantiate WASI: %w", err)
+		}
 	}
 	return r, nil
 }
@@ -145,7 +153,7 @@ func New(ctx context.Context, c Config) (*Runtime, error) {
 // Close releases the runtime, its modules and instances, and the cache it
 // created.
 func (r *Runtime) Close(ctx context.Context) error {
-	err := r.rt.Close(ctx)
+	err := errors.Join(r.rt.Close(ctx), r.safe.Close(ctx))
 	if r.ownCache {
 		err = errors.Join(err, r.cache.Close(ctx))
 	}
@@ -155,21 +163,33 @@ func (r *Runtime) Close(ctx context.Context) error {
 // Module is a compiled edge module.
 type Module struct {
 	r        *Runtime
+	rt       wazero.Runtime // r.rt when interruptible, else r.safe
 	name     string
 	compiled wazero.CompiledModule
 	fns      []string
+	// interruptible: the module was instrumented (see instrument) and
+	// exports the interrupt global.
+	interruptible bool
 }
 
 // Compile validates and compiles a module; name identifies it in errors.
 // The module must export memory, edge_abi_version, edge_alloc and
 // edge_free, and any subset of the ABI functions (protocol.Functions) with
 // the signature (i32, i32) → i64.
+//
+// Modules are instrumented for cheap deadlines when possible (see
+// instrument); the others run with wazero's CloseOnContextDone, which makes
+// loops several times slower.
 func (r *Runtime) Compile(ctx context.Context, name string, wasm []byte) (*Module, error) {
-	cm, err := r.rt.CompileModule(ctx, wasm)
+	rt, interruptible := r.safe, false
+	if iw, err := instrument(wasm); err == nil {
+		rt, wasm, interruptible = r.rt, iw, true
+	}
+	cm, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("edgehost: compile %s: %w", name, err)
 	}
-	m := &Module{r: r, name: name, compiled: cm}
+	m := &Module{r: r, rt: rt, name: name, compiled: cm, interruptible: interruptible}
 	if err := m.check(); err != nil {
 		cm.Close(ctx)
 		return nil, err
@@ -259,6 +279,11 @@ func (m *Module) Has(fn string) bool {
 	_, ok := slices.BinarySearch(m.fns, fn)
 	return ok
 }
+
+// Interruptible reports whether the module's calls are bounded by the
+// cheap interrupt check (true for the Go edge) rather than by wazero's
+// CloseOnContextDone.
+func (m *Module) Interruptible() bool { return m.interruptible }
 
 // Close releases the compiled module (instances keep running).
 func (m *Module) Close(ctx context.Context) error { return m.compiled.Close(ctx) }

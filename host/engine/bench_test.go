@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -28,12 +27,38 @@ func BenchmarkEngineDirectPerToken(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*toks), "ns/token")
 }
 
+// unbatched hides a runner's batching: every item runs alone, as the
+// scheduler did before it batched rounds.
+type unbatched struct{ engine.Runner }
+
+func (u unbatched) ForwardBatch(items []engine.BatchItem) ([][]float32, error) {
+	out := make([][]float32, len(items))
+	for i, it := range items {
+		l, err := u.Forward(it.Seq, it.Tokens, it.Engram)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = l
+	}
+	return out, nil
+}
+
 // BenchmarkTinyAggregate measures aggregate decode throughput with 1, 8
-// and 32 concurrent sessions on the tiny synth V4 model.
+// and 32 concurrent sessions on the tiny synth V4 model, with rounds run as
+// one batched pass and, for comparison, one pass per session.
 func BenchmarkTinyAggregate(b *testing.B) {
-	r := tinyRunner(b)
-	for _, n := range []int{1, 8, 32} {
-		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
+	tiny := tinyRunner(b)
+	for _, c := range []struct {
+		name string
+		n    int
+		r    engine.Runner
+	}{
+		{"sessions=1/batched", 1, tiny}, {"sessions=1/unbatched", 1, unbatched{tiny}},
+		{"sessions=8/batched", 8, tiny}, {"sessions=8/unbatched", 8, unbatched{tiny}},
+		{"sessions=32/batched", 32, tiny}, {"sessions=32/unbatched", 32, unbatched{tiny}},
+	} {
+		n, r := c.n, c.r
+		b.Run(c.name, func(b *testing.B) {
 			e := newEngine(b, r, engine.Config{PrefixCacheBytes: -1})
 			const toks = 32
 			total := 0

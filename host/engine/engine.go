@@ -1,10 +1,11 @@
 // Package engine owns a model and runs many generation requests on it: each
-// request is a session with its own caches; one scheduler goroutine runs the
-// decode steps of all active sessions round-robin, one forward pass at a
-// time, and cuts long prompts into chunks that interleave with the others'
-// decode steps. Admission follows a memory plan computed from the model
-// configuration, finished sequences are kept for prefix reuse, and a
-// cancelled context stops its session within one step.
+// request is a session with its own caches; one scheduler goroutine runs, in
+// rounds, the decode steps of all active sessions in one batched forward
+// pass (weights are read once per round, not once per session), and cuts
+// long prompts into chunks that ride along with the others' decode steps.
+// Admission follows a memory plan computed from the model configuration,
+// finished sequences are kept for prefix reuse, and a cancelled context
+// stops its session within one step.
 package engine
 
 import (
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/edgeseek/edgeseek/model"
 )
 
 // Config tunes an Engine. Zero fields take the defaults noted.
@@ -443,14 +446,17 @@ func (e *Engine) admit() {
 	}
 }
 
-// work is one forward pass of one session; a batched runner could take a
-// whole round's work at once.
+// work is one session's share of a round's forward pass: a decode token or
+// a prompt chunk (hosted sessions), or a chunk of a client-driven step.
 type work struct {
 	s      *session
 	tokens []int
+	engram [][][]int64
+	trace  *model.Trace // raw steps that asked for one, on their last chunk
 }
 
-// round runs one step of every runnable session; false when none was.
+// round runs one step of every runnable session, all in one batched
+// forward pass; false when none was runnable.
 func (e *Engine) round() bool {
 	if len(e.active) == 0 {
 		return false
@@ -479,7 +485,7 @@ func (e *Engine) round() bool {
 				n = min(n, e.cfg.PrefillChunk, prefillLeft)
 				prefillLeft -= n
 			}
-			items = append(items, work{s, st.tokens[st.done : st.done+n]})
+			items = append(items, work{s: s, tokens: st.tokens[st.done : st.done+n]})
 			continue
 		}
 		if !s.room() {
@@ -491,25 +497,76 @@ func (e *Engine) round() bool {
 			}
 			n := min(e.cfg.PrefillChunk, s.promptLen-s.fed, prefillLeft)
 			prefillLeft -= n
-			items = append(items, work{s, s.tokens[s.fed : s.fed+n]})
+			items = append(items, work{s: s, tokens: s.tokens[s.fed : s.fed+n]})
 			continue
 		}
-		items = append(items, work{s, s.tokens[s.fed : s.fed+1]})
+		items = append(items, work{s: s, tokens: s.tokens[s.fed : s.fed+1]})
 	}
 	e.rr++
+	batch := make([]work, 0, len(items))
 	for _, it := range items {
-		if it.s.raw {
-			if err := it.s.ctx.Err(); err != nil {
-				e.finish(it.s, &Result{Finish: FinishCancelled, Err: err}, "")
-				continue
-			}
-			e.stepRaw(it.s, it.tokens)
+		if err := it.s.ctx.Err(); err != nil {
+			e.finish(it.s, &Result{Finish: FinishCancelled, Err: err}, "")
 			continue
 		}
-		e.step(it)
+		var ok bool
+		if it.s.raw {
+			ok = e.prepareRaw(&it)
+		} else {
+			ok = e.prepare(&it)
+		}
+		if ok {
+			batch = append(batch, it)
+		}
+	}
+	if len(batch) > 0 {
+		logits, errs, dt := e.forward(batch)
+		total := 0
+		for _, it := range batch {
+			total += len(it.tokens)
+		}
+		for i, it := range batch {
+			// The pass's time is shared among its items by tokens, so the
+			// prefill and decode totals add up to the forward time.
+			share := dt * time.Duration(len(it.tokens)) / time.Duration(total)
+			if it.s.raw {
+				e.afterRaw(it, logits[i], errs[i], dt, share)
+			} else {
+				e.afterStep(it, logits[i], errs[i], share)
+			}
+		}
 	}
 	e.dropFinished()
 	return len(items) > 0
+}
+
+// forward runs the items in one batched pass. When the pass fails (which
+// leaves every sequence unchanged), each item is run alone, so that only
+// the faulty ones fail.
+func (e *Engine) forward(items []work) (logits [][]float32, errs []error, dt time.Duration) {
+	bi := make([]BatchItem, len(items))
+	for i, it := range items {
+		bi[i] = BatchItem{Seq: it.s.seq, Tokens: it.tokens, Engram: it.engram, Trace: it.trace}
+	}
+	t0 := time.Now()
+	logits, err := e.r.ForwardBatch(bi)
+	errs = make([]error, len(items))
+	switch {
+	case err == nil && len(logits) != len(items):
+		err = fmt.Errorf("runner returned %d results for %d sequences", len(logits), len(items))
+		fallthrough
+	case err != nil && len(items) == 1:
+		logits, errs[0] = make([][]float32, 1), err
+	case err != nil:
+		logits = make([][]float32, len(items))
+		for i := range bi {
+			var l [][]float32
+			if l, errs[i] = e.r.ForwardBatch(bi[i : i+1]); errs[i] == nil {
+				logits[i] = l[0]
+			}
+		}
+	}
+	return logits, errs, time.Since(t0)
 }
 
 // dropFinished removes finished sessions from the active set.
@@ -524,27 +581,27 @@ func (e *Engine) dropFinished() {
 	e.active = kept
 }
 
-// step runs one forward pass and, after the prompt, samples one token.
-func (e *Engine) step(w work) {
+// prepare computes a hosted session's Engram rows for its work; false when
+// the session ended instead.
+func (e *Engine) prepare(w *work) bool {
 	s := w.s
-	if err := s.ctx.Err(); err != nil {
-		e.finish(s, &Result{Finish: FinishCancelled, Err: err}, "")
-		return
-	}
-	var rows [][][]int64
 	if e.engram != nil {
 		t0 := time.Now()
 		var err error
-		rows, err = e.engram.EngramRows(s.tokens[:s.fed+len(w.tokens)], s.fed)
+		w.engram, err = e.engram.EngramRows(s.tokens[:s.fed+len(w.tokens)], s.fed)
 		e.stats.edge.observe(time.Since(t0))
 		if err != nil {
 			e.finish(s, &Result{Finish: FinishError, Err: fmt.Errorf("engram rows: %w", err)}, "")
-			return
+			return false
 		}
 	}
-	t0 := time.Now()
-	logits, err := e.r.Forward(s.seq, w.tokens, rows)
-	dt := time.Since(t0)
+	return true
+}
+
+// afterStep takes a hosted session's forward result (dt is its share of
+// the pass) and, after the prompt, samples one token.
+func (e *Engine) afterStep(w work, logits []float32, err error, dt time.Duration) {
+	s := w.s
 	if err != nil {
 		e.finish(s, &Result{Finish: FinishError, Err: err}, "")
 		return

@@ -179,15 +179,21 @@ func TestCancelStopsWithinOneStep(t *testing.T) {
 			e := newEngine(t, r, engine.Config{PrefillChunk: 16})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			victim := int64(-1) // no sequence until the victim's first chunk is seen
+			// The victim is the sequence whose first chunk is not the
+			// neighbour's 3-token prompt; chunk sizes depend on how the
+			// scheduler shares a round's prefill budget, so positions are
+			// matched with ≥ and forwards are counted, not predicted.
+			victim := int64(-1)
+			var atCancel int64 = -1
 			var mu sync.Mutex
 			r.OnForward = func(seq int64, pos, n int) {
 				mu.Lock()
 				defer mu.Unlock()
-				if pos == 0 && n == 16 { // the victim's first chunk (the neighbour's has 3 tokens)
+				if victim < 0 && pos == 0 && n != 3 {
 					victim = seq
 				}
-				if seq == victim && pos == tc.atPos {
+				if seq == victim && pos >= tc.atPos && atCancel < 0 {
+					atCancel = r.Forwards(seq) // counted before OnForward runs: this forward included
 					cancel()
 				}
 			}
@@ -209,11 +215,10 @@ func TestCancelStopsWithinOneStep(t *testing.T) {
 				t.Fatalf("finish %q err %v, want cancelled", o.res.Finish, o.res.Err)
 			}
 			mu.Lock()
-			id := victim
+			id, want := victim, atCancel
 			mu.Unlock()
-			// Forwards: prompt chunks and decode steps up to and including
-			// the one during which the context was cancelled, none after.
-			want := int64((min(tc.atPos, tc.prompt)+15)/16 + max(0, tc.atPos-tc.prompt) + 1)
+			// No forward of the victim after the one during which the
+			// context was cancelled.
 			if got := r.Forwards(id); got != want {
 				t.Fatalf("victim ran %d forwards, want %d (none after the cancel)", got, want)
 			}

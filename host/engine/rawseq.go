@@ -175,28 +175,32 @@ func (e *Engine) startRaw(s *session) bool {
 	return true
 }
 
-// stepRaw runs one chunk of a raw session's head step.
-func (e *Engine) stepRaw(s *session, tokens []int) {
+// prepareRaw attaches the Engram rows (and, on the step's last chunk, the
+// trace) to a chunk of a raw session's head step; false when the step was
+// answered with an error instead.
+func (e *Engine) prepareRaw(w *work) bool {
+	s := w.s
 	st := s.steps[0]
-	var rows [][][]int64
 	if st.engram != nil {
-		rows = st.engram[st.done : st.done+len(tokens)]
+		w.engram = st.engram[st.done : st.done+len(w.tokens)]
 	} else if e.engram != nil {
 		st.reply <- rawReply{err: errors.New("engine: this model needs Engram rows with every step")}
 		s.steps = s.steps[1:]
-		return
+		return false
 	}
-	t0 := time.Now()
-	var logits []float32
-	var err error
-	tr, canTrace := e.r.(TracingRunner)
-	last := st.done+len(tokens) == len(st.tokens)
-	if st.trace != nil && canTrace && last {
-		logits, err = tr.ForwardTrace(s.seq, tokens, rows, st.trace)
-	} else {
-		logits, err = e.r.Forward(s.seq, tokens, rows)
+	if _, canTrace := e.r.(TracingRunner); st.trace != nil && canTrace && st.done+len(w.tokens) == len(st.tokens) {
+		w.trace = st.trace
 	}
-	dt := time.Since(t0)
+	return true
+}
+
+// afterRaw takes the result of one chunk of a raw session's head step; dt
+// is the pass's time, share this chunk's part of it.
+func (e *Engine) afterRaw(w work, logits []float32, err error, dt, share time.Duration) {
+	s := w.s
+	st := s.steps[0]
+	tokens := w.tokens
+	// The client waited for the whole pass.
 	st.compute += dt
 	if err != nil {
 		// The sequence is in an unknown state: drop it.
@@ -210,14 +214,14 @@ func (e *Engine) stepRaw(s *session, tokens []int) {
 	s.fed += len(tokens)
 	s.tokens = append(s.tokens, tokens...)
 	if len(tokens) > 1 {
-		e.stats.addPrefill(len(tokens), dt)
+		e.stats.addPrefill(len(tokens), share)
 	} else {
-		e.stats.addDecode(dt)
+		e.stats.addDecode(share)
 	}
 	if st.done == len(st.tokens) {
 		res := StepResult{Logits: logits, Pos: s.fed, Queued: st.started.Sub(st.submitted), Compute: st.compute}
-		if st.trace != nil && canTrace {
-			res.Trace = st.trace
+		if w.trace != nil {
+			res.Trace = w.trace
 		}
 		st.reply <- rawReply{res: res}
 		s.steps = s.steps[1:]

@@ -17,8 +17,8 @@ type Sequence interface {
 }
 
 // Runner computes forward passes. It is what the engine needs from a model;
-// *model.Model fits through NewModelRunner. The engine calls Forward from
-// one goroutine only.
+// *model.Model fits through NewModelRunner. The engine calls Forward and
+// ForwardBatch from one goroutine only.
 type Runner interface {
 	// Config is the model's configuration.
 	Config() checkpoint.Config
@@ -27,6 +27,22 @@ type Runner interface {
 	// Forward consumes tokens (with their Engram rows on V4.1, else nil)
 	// into seq and returns the logits of the last one.
 	Forward(seq Sequence, tokens []int, engram [][][]int64) ([]float32, error)
+	// ForwardBatch does what Forward does for every item, in one pass
+	// where the runner can (a model reads its weights once for all
+	// items), and returns each item's logits of its last token. The
+	// items' sequences are distinct. On error no sequence has changed, so
+	// the caller may retry the items one by one to find the faulty one.
+	ForwardBatch(items []BatchItem) ([][]float32, error)
+}
+
+// BatchItem is one sequence's chunk in a ForwardBatch call.
+type BatchItem struct {
+	Seq    Sequence
+	Tokens []int
+	Engram [][][]int64 // per token and Engram layer (V4.1), else nil
+	// Trace, when non-nil, is filled with what the model did for the
+	// item's last token by runners that can tell (TracingRunner).
+	Trace *model.Trace
 }
 
 // NewModelRunner adapts a loaded model to the Runner interface.
@@ -57,6 +73,28 @@ func (r modelRunner) Forward(seq Sequence, tokens []int, engram [][][]int64) ([]
 	logits, err := r.m.Forward(s.st, model.Input{Tokens: tokens, Engram: engram}, model.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("forward at position %d: %w", s.st.Pos, err)
+	}
+	return logits, nil
+}
+
+// ForwardBatch implements Runner with one model.ForwardBatch call.
+func (r modelRunner) ForwardBatch(items []BatchItem) ([][]float32, error) {
+	sts := make([]*model.State, len(items))
+	ins := make([]model.Input, len(items))
+	opts := make([]model.Options, len(items))
+	for i, it := range items {
+		s, ok := it.Seq.(modelSeq)
+		if !ok {
+			return nil, errors.New("engine: sequence does not belong to this model")
+		}
+		sts[i], ins[i], opts[i] = s.st, model.Input{Tokens: it.Tokens, Engram: it.Engram}, model.Options{Trace: it.Trace}
+	}
+	logits, err := r.m.ForwardBatch(sts, ins, opts)
+	if err != nil {
+		if len(items) == 1 {
+			return nil, fmt.Errorf("forward at position %d: %w", sts[0].Pos, err)
+		}
+		return nil, err
 	}
 	return logits, nil
 }

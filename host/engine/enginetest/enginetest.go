@@ -5,6 +5,7 @@ package enginetest
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -24,11 +25,18 @@ func Config() checkpoint.Config {
 // Runner is the fake model.
 type Runner struct {
 	Cfg checkpoint.Config
-	// StepDelay is slept in every Forward; TokenDelay per token.
+	// StepDelay is slept in every Forward or ForwardBatch call;
+	// TokenDelay per token.
 	StepDelay, TokenDelay time.Duration
 	// OnForward, when set, runs inside Forward (on the scheduler
 	// goroutine) with the sequence id and its position before the call.
 	OnForward func(seq int64, pos, n int)
+	// OnBatch, when set, runs at the start of every ForwardBatch (Forward
+	// included) with the number of sequences and tokens in it.
+	OnBatch func(seqs, tokens int)
+	// Fail, when set, makes a call fail, before it changes anything, if
+	// one of its sequences is at a position Fail accepts.
+	Fail func(seq int64, pos int) bool
 	// EOSBias, when nonzero, is added to the EOS logit.
 	EOSBias float32
 	// Force, when set, may name a token to favour overwhelmingly in the
@@ -68,7 +76,7 @@ func (r *Runner) NewSequence() engine.Sequence {
 	return &Seq{ID: r.nextSeq.Add(1), h: 0x9E3779B97F4A7C15, plan: &r.plan}
 }
 
-// Forwards is how many Forward calls sequence id has had.
+// Forwards is how many forward passes sequence id has taken part in.
 func (r *Runner) Forwards(id int64) int64 {
 	if v, ok := r.forwards.Load(id); ok {
 		return v.(*atomic.Int64).Load()
@@ -88,27 +96,68 @@ func mix(x uint64) uint64 {
 }
 
 // Forward implements engine.Runner.
-func (r *Runner) Forward(seq engine.Sequence, tokens []int, _ [][][]int64) ([]float32, error) {
-	s, ok := seq.(*Seq)
-	if !ok {
-		return nil, errors.New("enginetest: foreign sequence")
+func (r *Runner) Forward(seq engine.Sequence, tokens []int, engram [][][]int64) ([]float32, error) {
+	out, err := r.ForwardBatch([]engine.BatchItem{{Seq: seq, Tokens: tokens, Engram: engram}})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// ForwardBatch implements engine.Runner: like a model, it costs StepDelay
+// once per call and TokenDelay per token, so batching pays. OnForward runs
+// for every item, in order.
+func (r *Runner) ForwardBatch(items []engine.BatchItem) ([][]float32, error) {
+	seqs := make([]*Seq, len(items))
+	seen := map[*Seq]bool{}
+	ntok := 0
+	for i, it := range items {
+		s, ok := it.Seq.(*Seq)
+		if !ok {
+			return nil, errors.New("enginetest: foreign sequence")
+		}
+		if seen[s] {
+			return nil, errors.New("enginetest: sequence twice in one batch")
+		}
+		seen[s] = true
+		for _, t := range it.Tokens {
+			if t < 0 || t >= r.Cfg.VocabSize {
+				return nil, errors.New("enginetest: token outside the vocabulary")
+			}
+		}
+		if r.Fail != nil && r.Fail(s.ID, s.pos) {
+			return nil, fmt.Errorf("enginetest: sequence %d fails at position %d", s.ID, s.pos)
+		}
+		seqs[i] = s
+		ntok += len(it.Tokens)
+	}
+	if r.OnBatch != nil {
+		r.OnBatch(len(items), ntok)
 	}
 	if r.active.Add(1) != 1 {
 		r.active.Store(math.MinInt32) // remember the overlap
 	}
 	defer r.active.Add(-1)
-	v, _ := r.forwards.LoadOrStore(s.ID, new(atomic.Int64))
-	v.(*atomic.Int64).Add(1)
-	if r.OnForward != nil {
-		r.OnForward(s.ID, s.pos, len(tokens))
+	for i, it := range items {
+		v, _ := r.forwards.LoadOrStore(seqs[i].ID, new(atomic.Int64))
+		v.(*atomic.Int64).Add(1)
+		if r.OnForward != nil {
+			r.OnForward(seqs[i].ID, seqs[i].pos, len(it.Tokens))
+		}
 	}
-	if d := r.StepDelay + time.Duration(len(tokens))*r.TokenDelay; d > 0 {
+	if d := r.StepDelay + time.Duration(ntok)*r.TokenDelay; d > 0 {
 		time.Sleep(d)
 	}
+	out := make([][]float32, len(items))
+	for i, it := range items {
+		out[i] = r.consume(seqs[i], it.Tokens)
+	}
+	return out, nil
+}
+
+// consume advances s by tokens and returns the logits after them.
+func (r *Runner) consume(s *Seq, tokens []int) []float32 {
 	for _, t := range tokens {
-		if t < 0 || t >= r.Cfg.VocabSize {
-			return nil, errors.New("enginetest: token outside the vocabulary")
-		}
 		s.h = mix(s.h ^ uint64(t))
 	}
 	s.pos += len(tokens)
@@ -122,5 +171,5 @@ func (r *Runner) Forward(seq engine.Sequence, tokens []int, _ [][][]int64) ([]fl
 			logits[t] += 1000
 		}
 	}
-	return logits, nil
+	return logits
 }
