@@ -15,7 +15,7 @@ import (
 
 func cmdBench(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: edgeseek bench kernels|layer|serve [flags]")
+		return fmt.Errorf("usage: edgeseek bench kernels|layer|serve|edge [flags]")
 	}
 	switch args[0] {
 	case "kernels":
@@ -31,8 +31,10 @@ func cmdBench(args []string) error {
 		return benchLayer(args[1:])
 	case "serve":
 		return benchServe(args[1:])
+	case "edge":
+		return benchEdge(args[1:])
 	}
-	return fmt.Errorf("unknown benchmark %q (want kernels, layer or serve)", args[0])
+	return fmt.Errorf("unknown benchmark %q (want kernels, layer, serve or edge)", args[0])
 }
 
 // benchLayer times one decode step of a V4-Flash-shaped layer (random

@@ -5,8 +5,10 @@
 // A Runtime compiles each module once (with a compilation cache, on disk if
 // asked) and instantiates it per session with no filesystem, network,
 // environment or arguments, memory capped at Config.MemoryLimitPages and
-// every call bounded by Config.CallTimeout or Config.LoadTimeout (wazero has no instruction fuel;
-// cancelling the context closes the instance). A module that traps, loops
+// every call bounded by Config.CallTimeout or Config.LoadTimeout (wazero has no instruction fuel:
+// modules are instrumented so that a deadline or cancellation makes the guest trap at its next
+// loop iteration, see interrupt.go; modules the instrumentation does not understand run with
+// wazero's slower CloseOnContextDone). A module that traps, loops
 // or runs out of memory fails its own Instance with an error wrapping
 // ErrModuleFailed; other instances and the host are unaffected.
 //
@@ -49,7 +51,7 @@ const (
 	// DefaultLoadTimeout bounds edge_session_new and edge_engram_new,
 	// which parse the tokenizer.json and build the Engram canonical map:
 	// with the real 128K-token DeepSeek tokenizer the Go edge needs about
-	// 1.5 s natively and tens of seconds under wazero.
+	// 0.2 s natively and about 1 s under wazero (docs/PERF.md, "Edge").
 	DefaultLoadTimeout = 2 * time.Minute
 	// DefaultInstantiateTimeout bounds instantiation (the Go runtime and
 	// package initialization run in _initialize).
@@ -85,6 +87,15 @@ type Config struct {
 	// Cache, when set, is used instead of a new cache (for sharing one
 	// between runtimes); CacheDir is then ignored.
 	Cache wazero.CompilationCache
+	// FastInterrupt bounds calls by rewriting each module's loops to poll
+	// an interrupt global instead of using wazero's CloseOnContextDone,
+	// which is 2–3× faster for Go-compiled edges. EXPERIMENTAL and off by
+	// default: a guest loop without calls never reaches a Go safe point, so
+	// a garbage collection that starts while it runs waits for it, while the
+	// timer that would set the interrupt waits for the collection — the
+	// host hangs (seen in TestContainment). A fix needs the rewritten loops
+	// to call into the host now and then.
+	FastInterrupt bool
 }
 
 // Runtime compiles and instantiates edge modules. It is safe for
@@ -101,6 +112,8 @@ type Runtime struct {
 	initTimeout time.Duration
 	loadTimeout time.Duration
 	limitPages  uint32
+	// fastInterrupt enables the loop rewriting (Config.FastInterrupt).
+	fastInterrupt bool
 }
 
 // New returns a Runtime configured by c.
@@ -120,7 +133,7 @@ func New(ctx context.Context, c Config) (*Runtime, error) {
 	if c.InstantiateTimeout <= 0 {
 		c.InstantiateTimeout = DefaultInstantiateTimeout
 	}
-	r := &Runtime{cache: c.Cache, timeout: c.CallTimeout, initTimeout: c.InstantiateTimeout, loadTimeout: c.LoadTimeout, limitPages: c.MemoryLimitPages}
+	r := &Runtime{cache: c.Cache, timeout: c.CallTimeout, initTimeout: c.InstantiateTimeout, loadTimeout: c.LoadTimeout, limitPages: c.MemoryLimitPages, fastInterrupt: c.FastInterrupt}
 	if r.cache == nil {
 		r.ownCache = true
 		if c.CacheDir != "" {
@@ -177,13 +190,16 @@ type Module struct {
 // edge_free, and any subset of the ABI functions (protocol.Functions) with
 // the signature (i32, i32) → i64.
 //
-// Modules are instrumented for cheap deadlines when possible (see
-// instrument); the others run with wazero's CloseOnContextDone, which makes
-// loops several times slower.
+// With Config.FastInterrupt, modules are instrumented for cheap deadlines
+// when possible (see instrument); all others run with wazero's
+// CloseOnContextDone, which makes loops several times slower but lets the
+// Go runtime reach a safe point on every back-edge.
 func (r *Runtime) Compile(ctx context.Context, name string, wasm []byte) (*Module, error) {
 	rt, interruptible := r.safe, false
-	if iw, err := instrument(wasm); err == nil {
-		rt, wasm, interruptible = r.rt, iw, true
+	if r.fastInterrupt {
+		if iw, err := instrument(wasm); err == nil {
+			rt, wasm, interruptible = r.rt, iw, true
+		}
 	}
 	cm, err := rt.CompileModule(ctx, wasm)
 	if err != nil {

@@ -414,3 +414,67 @@ func TestDiskCache(t *testing.T) {
 		t.Fatalf("cache dir empty: %v", err)
 	}
 }
+
+func TestInterruptibleDeadlineAndCancel(t *testing.T) {
+	ctx := context.Background()
+	// Which modules FastInterrupt instruments. Their loops are not run here:
+	// an instrumented loop can deadlock with a garbage collection (see
+	// Config.FastInterrupt).
+	fast := newRuntime(t, edgehost.Config{FastInterrupt: true})
+	for _, c := range []struct {
+		name string
+		wasm []byte
+		want bool
+	}{
+		{"embedded", nil, true},
+		{"loop", plugin(1, 1, loopBody), true},
+		{"simd", plugin(1, 1, append(append([]byte{0xfd, 0x0c}, make([]byte, 16)...), 0x1a, 0x00)), false},
+	} {
+		var m *edgehost.Module
+		var err error
+		if c.wasm == nil {
+			m, err = fast.CompileEmbedded(ctx)
+		} else {
+			m, err = fast.Compile(ctx, c.name, c.wasm)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Interruptible() != c.want {
+			t.Errorf("%s: interruptible %v, want %v", c.name, m.Interruptible(), c.want)
+		}
+	}
+	// By default every module runs under CloseOnContextDone; deadlines and
+	// cancellation stop a loop that never returns.
+	r := newRuntime(t, edgehost.Config{CallTimeout: 300 * time.Millisecond})
+	loop, err := r.Compile(ctx, "loop", plugin(1, 1, loopBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loop.Interruptible() {
+		t.Fatal("a module was instrumented without FastInterrupt")
+	}
+	sampleReq := &protocol.SampleRequest{Handle: 1, F32: edge.EncodeF32([]float32{1, 2})}
+	in, err := loop.Instantiate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = in.Invoke(ctx, protocol.FnSample, sampleReq, &protocol.SampleReply{})
+	if !errors.Is(err, edgehost.ErrModuleFailed) || !strings.Contains(err.Error(), "deadline") {
+		t.Fatalf("loop call = %v, want the deadline", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("deadline took %v", d)
+	}
+	in2, err := loop.Instantiate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	time.AfterFunc(50*time.Millisecond, cancel)
+	err = in2.Invoke(cctx, protocol.FnSample, sampleReq, &protocol.SampleReply{})
+	if !errors.Is(err, edgehost.ErrModuleFailed) {
+		t.Fatalf("cancelled call = %v, want the instance to fail", err)
+	}
+}

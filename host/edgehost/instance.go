@@ -246,7 +246,8 @@ func classify(ctx context.Context, err error, stderr *headBuffer, timeout time.D
 	case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded,
 		errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return fmt.Errorf("%w: exceeded its %v deadline", ErrModuleFailed, timeout)
-	case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeContextCanceled:
+	case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeContextCanceled,
+		errors.Is(ctx.Err(), context.Canceled):
 		return fmt.Errorf("%w: call cancelled: %w", ErrModuleFailed, context.Canceled)
 	case errors.As(err, &exit):
 		return fmt.Errorf("%w: exited with code %d%s", ErrModuleFailed, exit.ExitCode(), tail)

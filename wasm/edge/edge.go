@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"unsafe"
 
 	"github.com/edgeseek/edgeseek/protocol"
 	"github.com/edgeseek/edgeseek/wasm/engram"
@@ -235,12 +236,7 @@ func (e *Edge) Sample(r *protocol.SampleRequest) (*protocol.SampleReply, error) 
 		}
 		c, err = so.s.SampleFloat16(so.f16, so.history)
 	} else {
-		n := len(r.F32) / 4
-		so.logits = grow(so.logits, n)
-		for i := range so.logits {
-			so.logits[i] = math.Float32frombits(binary.LittleEndian.Uint32(r.F32[4*i:]))
-		}
-		c, err = so.s.Sample(so.logits, so.history)
+		c, err = so.s.Sample(so.f32Logits(r.F32), so.history)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("edge: sample: %w", err)
@@ -251,6 +247,28 @@ func (e *Edge) Sample(r *protocol.SampleRequest) (*protocol.SampleReply, error) 
 	}
 	return rep, nil
 }
+
+// f32Logits returns the little-endian float32 logits in b. On
+// little-endian targets (WebAssembly, amd64, arm64) an aligned b is used in
+// place, without a conversion pass: the request is decoded into a fresh
+// buffer that nothing else holds and the sampler does not modify its input.
+func (so *samplerObj) f32Logits(b []byte) []float32 {
+	n := len(b) / 4
+	if n > 0 && littleEndian && uintptr(unsafe.Pointer(unsafe.SliceData(b)))%4 == 0 {
+		return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(b))), n)
+	}
+	so.logits = grow(so.logits, n)
+	for i := range so.logits {
+		so.logits[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return so.logits
+}
+
+// littleEndian reports whether the target stores integers little-endian.
+var littleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
 
 // Release frees any object.
 func (e *Edge) Release(r *protocol.HandleRequest) (*protocol.Empty, error) {

@@ -225,21 +225,21 @@ func (s *Sampler) Sample(logits []float32, history []int) (Choice, error) {
 		return Choice{}, errors.New("sampler: vocabulary too large")
 	}
 	var c Choice
-	rawMax := float32(math.Inf(-1))
-	for i, v := range logits {
-		if !(v <= math.MaxFloat32) { // NaN or +Inf; -Inf (a masked token) is fine
-			return Choice{}, fmt.Errorf("sampler: logit %d is %v", i, v)
-		}
-		if v > rawMax {
-			rawMax = v
-		}
+	rawMax, bad := maxFinite(logits)
+	if bad >= 0 {
+		return Choice{}, fmt.Errorf("sampler: logit %d is %v", bad, logits[bad])
 	}
 	if math.IsInf(float64(rawMax), -1) {
 		return Choice{}, errors.New("sampler: every logit is -Inf")
 	}
 
-	x := grow(&s.f32, n)
-	copy(x, logits)
+	// Work on a copy only when a bias or a penalty will modify logits;
+	// otherwise x aliases logits, which draw only reads.
+	x := logits
+	if len(s.p.LogitBias) > 0 || (len(history) > 0 && s.penalizes()) {
+		x = grow(&s.f32, n)
+		copy(x, logits)
+	}
 	for id, b := range s.p.LogitBias {
 		if id >= n {
 			return Choice{}, fmt.Errorf("sampler: logit_bias token id %d out of range (vocab %d)", id, n)
@@ -286,11 +286,17 @@ func (s *Sampler) Sample(logits []float32, history []int) (Choice, error) {
 	return c, nil
 }
 
+// penalizes reports whether any of the repetition, presence and frequency
+// penalties is active.
+func (s *Sampler) penalizes() bool {
+	return s.p.RepetitionPenalty != 1 || s.p.PresencePenalty != 0 || s.p.FrequencyPenalty != 0
+}
+
 // penalize applies the repetition, presence and frequency penalties in
 // place and reports whether it changed any logit.
 func (s *Sampler) penalize(x []float32, history []int) (bool, error) {
 	rep, pres, freq := s.p.RepetitionPenalty, s.p.PresencePenalty, s.p.FrequencyPenalty
-	if rep == 1 && pres == 0 && freq == 0 {
+	if !s.penalizes() || len(history) == 0 {
 		return false, nil
 	}
 	h := history
@@ -328,6 +334,43 @@ func (s *Sampler) penalize(x []float32, history []int) (bool, error) {
 		x[id] = v
 	}
 	return len(touch) > 0, nil
+}
+
+// maxFinite returns the largest value of x and -1, or the index of the
+// first NaN or +Inf (-Inf, a masked token, is fine). Four values per
+// iteration, compared in index order, so ties resolve as a plain loop.
+func maxFinite(x []float32) (float32, int) {
+	m := float32(math.Inf(-1))
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		w := x[i : i+4 : i+4]
+		v0, v1, v2, v3 := w[0], w[1], w[2], w[3]
+		if !(v0 <= math.MaxFloat32 && v1 <= math.MaxFloat32 && v2 <= math.MaxFloat32 && v3 <= math.MaxFloat32) {
+			break // the scalar loop finds which one
+		}
+		if v0 > m {
+			m = v0
+		}
+		if v1 > m {
+			m = v1
+		}
+		if v2 > m {
+			m = v2
+		}
+		if v3 > m {
+			m = v3
+		}
+	}
+	for ; i < len(x); i++ {
+		v := x[i]
+		if !(v <= math.MaxFloat32) {
+			return m, i
+		}
+		if v > m {
+			m = v
+		}
+	}
+	return m, -1
 }
 
 // argmax returns the index of the largest value, the lowest on ties.
@@ -418,7 +461,46 @@ func (s *Sampler) draw(x []float32, max float64) (int, float32, error) {
 		// keys remembers each id's bucket (noBucket below cutT) so topP
 		// partitions with one compare per id instead of recomputing t.
 		keys := grow(&s.keys, n)
-		for i, v := range x {
+		keys, q := keys[:len(x)], q[:len(x)] // no bounds checks below
+		// Four ids per iteration: in WebAssembly every loop iteration of Go
+		// code goes through the function's jump table, which costs more
+		// than this body (see DESIGN.md). Integer sums are exact, so the
+		// order of the additions does not matter.
+		i := 0
+		for ; i+4 <= len(x); i += 4 {
+			xs, ks, qs := x[i:i+4:i+4], keys[i:i+4:i+4], q[i:i+4:i+4]
+			t0 := float64(float64(xs[0])*a) - b
+			t1 := float64(float64(xs[1])*a) - b
+			t2 := float64(float64(xs[2])*a) - b
+			t3 := float64(float64(xs[3])*a) - b
+			var q0, q1, q2, q3 uint64
+			k0, k1, k2, k3 := uint16(noBucket), uint16(noBucket), uint16(noBucket), uint16(noBucket)
+			if t0 >= cutT {
+				q0 = uint64(pow2Ticks(t0, int64(sc)))
+				k0 = uint16(-(int64(t0) >> bucketShift))
+				mass[k0] += q0
+			}
+			if t1 >= cutT {
+				q1 = uint64(pow2Ticks(t1, int64(sc)))
+				k1 = uint16(-(int64(t1) >> bucketShift))
+				mass[k1] += q1
+			}
+			if t2 >= cutT {
+				q2 = uint64(pow2Ticks(t2, int64(sc)))
+				k2 = uint16(-(int64(t2) >> bucketShift))
+				mass[k2] += q2
+			}
+			if t3 >= cutT {
+				q3 = uint64(pow2Ticks(t3, int64(sc)))
+				k3 = uint16(-(int64(t3) >> bucketShift))
+				mass[k3] += q3
+			}
+			ks[0], ks[1], ks[2], ks[3] = k0, k1, k2, k3
+			qs[0], qs[1], qs[2], qs[3] = q0, q1, q2, q3
+			total += q0 + q1 + q2 + q3
+		}
+		for ; i < len(x); i++ {
+			v := x[i]
 			t := float64(float64(v)*a) - b
 			var qv uint64
 			k := uint16(noBucket)
@@ -432,6 +514,7 @@ func (s *Sampler) draw(x []float32, max float64) (int, float32, error) {
 			total += qv
 		}
 	case all:
+		q := q[:len(x)]
 		for i, v := range x {
 			t := float64(float64(v)*a) - b
 			var qv uint64
@@ -496,14 +579,36 @@ func (s *Sampler) draw(x []float32, max float64) (int, float32, error) {
 	pick := -1
 	var cum uint64
 	if all {
-		for i, v := range q[:n] {
-			if cum += v; cum > r {
+		qn := q[:n]
+		i := 0
+		// Skip four at a time while the pick lies further on (see the
+		// quantization loop on why).
+		for ; i+4 <= len(qn); i += 4 {
+			w := qn[i : i+4 : i+4]
+			if c := cum + w[0] + w[1] + w[2] + w[3]; c <= r {
+				cum = c
+			} else {
+				break
+			}
+		}
+		for ; i < len(qn); i++ {
+			if cum += qn[i]; cum > r {
 				pick = i
 				break
 			}
 		}
 	} else {
-		for _, id := range cand {
+		i := 0
+		for ; i+4 <= len(cand); i += 4 {
+			w := cand[i : i+4 : i+4]
+			if c := cum + q[w[0]] + q[w[1]] + q[w[2]] + q[w[3]]; c <= r {
+				cum = c
+			} else {
+				break
+			}
+		}
+		for ; i < len(cand); i++ {
+			id := cand[i]
 			if cum += q[id]; cum > r {
 				pick = int(id)
 				break
@@ -558,7 +663,24 @@ func (s *Sampler) topP(x []float32, cand []int32, all bool, q []uint64, total ui
 	}
 	if all {
 		keys := s.keys[:len(x)]
-		for i, k := range keys {
+		i := 0
+		// Four keys per iteration (see draw); most ids are past the
+		// boundary bucket and are skipped by one comparison.
+		for ; i+4 <= len(keys); i += 4 {
+			w := keys[i : i+4 : i+4]
+			if int(min(w[0], w[1], w[2], w[3])) > bk {
+				continue
+			}
+			for j, k := range w {
+				if int(k) < bk {
+					kept = append(kept, int32(i+j))
+				} else if int(k) == bk {
+					boundary = append(boundary, int32(i+j))
+				}
+			}
+		}
+		for ; i < len(keys); i++ {
+			k := keys[i]
 			if int(k) <= bk {
 				if int(k) < bk {
 					kept = append(kept, int32(i))
@@ -581,14 +703,41 @@ func (s *Sampler) topP(x []float32, cand []int32, all bool, q []uint64, total ui
 		}
 		return int(i - j)
 	})
+	take := 0
 	for _, id := range boundary {
 		if cum >= target {
 			break
 		}
-		kept = append(kept, id)
+		take++
 		cum += q[id]
 	}
-	slices.Sort(kept)
+	// kept was filled in ascending id order (the scans above visit ids in
+	// order), so only the few boundary ids taken need sorting; each is
+	// then moved into place with one copy instead of sorting all of kept,
+	// which in WebAssembly cost more than the rest of the step.
+	picks := boundary[:take]
+	slices.Sort(picks)
+	if len(picks) <= 32 {
+		for _, id := range picks {
+			at, _ := slices.BinarySearch(kept, id)
+			kept = append(kept, 0)
+			copy(kept[at+1:], kept[at:])
+			kept[at] = id
+		}
+	} else {
+		// Many picks: one backward merge (picks lives in s.bnd, not kept).
+		i, j := len(kept)-1, len(picks)-1
+		kept = append(kept, picks...)
+		for w := len(kept) - 1; j >= 0; w-- {
+			if i >= 0 && kept[i] > picks[j] {
+				kept[w] = kept[i]
+				i--
+			} else {
+				kept[w] = picks[j]
+				j--
+			}
+		}
+	}
 	s.tmp, s.bnd = cand[:0], boundary[:0]
 	return kept
 }

@@ -86,7 +86,23 @@ func (t *addedTrie) split(s string, a, b int, plain func(a, b int) error, tok fu
 	}
 	sub := s[:b]
 	gap := a
+	first := &t.first
 	for i := a; i < b; {
+		// Skip bytes that start no token without a call per byte (calls
+		// are costly in WebAssembly).
+		for i+4 <= b {
+			w := sub[i : i+4]
+			if first[w[0]] || first[w[1]] || first[w[2]] || first[w[3]] {
+				break
+			}
+			i += 4
+		}
+		for i < b && !first[sub[i]] {
+			i++
+		}
+		if i == b {
+			break
+		}
 		id, end := t.longestAt(sub, i)
 		if id < 0 {
 			i++

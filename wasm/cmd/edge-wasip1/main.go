@@ -20,7 +20,19 @@ var (
 	// pinned keeps every buffer handed to the host alive until edge_free,
 	// keyed by its address in linear memory.
 	pinned = map[uint32][]byte{}
+	// requests marks the pinned buffers that edge_alloc made.
+	requests = map[uint32]bool{}
+	// spare is a freed request buffer kept for the next edge_alloc: the
+	// host sends requests of similar sizes (a sampling step's 517 KB of
+	// logits every token), and reusing the buffer saves zeroing a new one
+	// and the garbage collections its allocation would trigger. Nothing
+	// keeps pointers into a request (protocol.Unmarshal copies), and the
+	// host overwrites the bytes it asked for.
+	spare []byte
 )
+
+// spareMin is the smallest request buffer worth keeping as spare.
+const spareMin = 64 << 10
 
 func pin(b []byte) uint32 {
 	if len(b) == 0 {
@@ -39,11 +51,27 @@ func alloc(size uint32) uint32 {
 	if size > protocol.MaxFrameSize {
 		return 0
 	}
-	return pin(make([]byte, size))
+	var b []byte
+	if size >= spareMin && uint32(cap(spare)) >= size && uint32(cap(spare))/2 <= size {
+		b, spare = spare[:size], nil
+	} else {
+		b = make([]byte, size)
+	}
+	p := pin(b)
+	requests[p] = true
+	return p
 }
 
 //go:wasmexport edge_free
-func free(ptr uint32) { delete(pinned, ptr) }
+func free(ptr uint32) {
+	if requests[ptr] {
+		delete(requests, ptr)
+		if b := pinned[ptr]; cap(b) >= spareMin && cap(b) > cap(spare) {
+			spare = b[:cap(b)]
+		}
+	}
+	delete(pinned, ptr)
+}
 
 // call runs fn on the request at [ptr, ptr+n), which must lie inside a
 // buffer from edge_alloc, and returns the pinned response as ptr<<32 | len.

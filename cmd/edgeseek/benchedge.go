@@ -1,0 +1,356 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+
+	"github.com/edgeseek/edgeseek/host/edgehost"
+	"github.com/edgeseek/edgeseek/kernels/bench"
+	"github.com/edgeseek/edgeseek/protocol"
+	"github.com/edgeseek/edgeseek/wasm/edge"
+)
+
+// benchEdge implements `edgeseek bench edge [--json] [--tokenizer FILE]`:
+// the edge module's costs natively (the wasm/edge package called directly,
+// msgpack included) and in wazero (the embedded module through
+// host/edgehost), each figure with its baseline:
+//
+//   - tokenizer throughput on testdata/tokenizer/corpus (files encoded
+//     whole), against Hugging Face tokenizers single-threaded
+//     (tools/tokenizer/bench_hf.py) when Python can import it;
+//   - one top-p sampling step over 129,280 float32 logits (wazero against
+//     native);
+//   - compiling the module without a cache and with a warm in-memory and
+//     on-disk cache, and instantiating it (against no cache).
+//
+// Times are process CPU time, best of several rounds (the machines this
+// runs on are shared), except compile/instantiate, which report wall time.
+func benchEdge(args []string) error {
+	fs := flag.NewFlagSet("bench edge", flag.ContinueOnError)
+	js := fs.Bool("json", false, "one JSON object per line")
+	tokPath := fs.String("tokenizer", "build/tokenizer/deepseek_v3.json", "tokenizer.json (`make build/tokenizer/deepseek_v3.json` fetches DeepSeek-V3's)")
+	corpusDir := fs.String("corpus", "testdata/tokenizer/corpus", "directory of .txt files to tokenize")
+	rounds := fs.Int("rounds", 3, "timed rounds per figure (best reported)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *rounds < 1 {
+		return errors.New("bench edge: --rounds must be >= 1")
+	}
+	ctx := context.Background()
+	tj, err := os.ReadFile(*tokPath)
+	if err != nil {
+		return fmt.Errorf("bench edge: %w (run `make build/tokenizer/deepseek_v3.json` or pass --tokenizer)", err)
+	}
+	texts, total, err := readCorpus(*corpusDir)
+	if err != nil {
+		return fmt.Errorf("bench edge: %w", err)
+	}
+	var results []bench.Result
+	var notes []string
+	add := func(r bench.Result) {
+		if r.Baseline > 0 {
+			r.Ratio = r.Value / r.Baseline
+		}
+		results = append(results, r)
+	}
+
+	// Compile and instantiate (wall time: the compiler runs on its own goroutines).
+	compile := func(c edgehost.Config) (time.Duration, *edgehost.Runtime, *edgehost.Module, error) {
+		r, err := edgehost.New(ctx, c)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		t0 := time.Now()
+		m, err := r.CompileEmbedded(ctx)
+		if err != nil {
+			r.Close(ctx)
+			return 0, nil, nil, err
+		}
+		return time.Since(t0), r, m, nil
+	}
+	noCache, r0, _, err := compile(edgehost.Config{Cache: wazero.NewCompilationCache()})
+	if err != nil {
+		return fmt.Errorf("bench edge: %w", err)
+	}
+	r0.Close(ctx)
+	mem := wazero.NewCompilationCache()
+	defer mem.Close(ctx)
+	dir, err := os.MkdirTemp("", "edgeseek-wazero-cache")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	var memBest, diskBest time.Duration = -1, -1
+	for i := 0; i <= *rounds; i++ { // the first round fills the caches
+		d, r, _, err := compile(edgehost.Config{Cache: mem})
+		if err != nil {
+			return fmt.Errorf("bench edge: %w", err)
+		}
+		r.Close(ctx)
+		d2, r2, _, err := compile(edgehost.Config{CacheDir: dir})
+		if err != nil {
+			return fmt.Errorf("bench edge: %w", err)
+		}
+		r2.Close(ctx)
+		if i > 0 {
+			memBest, diskBest = minDur(memBest, d), minDur(diskBest, d2)
+		}
+	}
+	add(bench.Result{Name: "edge.compile.nocache", Shape: "embedded edge.wasm", Value: ms(noCache), Unit: "ms"})
+	add(bench.Result{Name: "edge.compile.memcache", Shape: "embedded edge.wasm", Value: ms(memBest), Unit: "ms", Baseline: ms(noCache), BaselineName: "no cache"})
+	add(bench.Result{Name: "edge.compile.diskcache", Shape: "embedded edge.wasm", Value: ms(diskBest), Unit: "ms", Baseline: ms(noCache), BaselineName: "no cache"})
+
+	rt, err := edgehost.New(ctx, edgehost.Config{Cache: mem, CallTimeout: 5 * time.Minute})
+	if err != nil {
+		return fmt.Errorf("bench edge: %w", err)
+	}
+	defer rt.Close(ctx)
+	mod, err := rt.CompileEmbedded(ctx)
+	if err != nil {
+		return fmt.Errorf("bench edge: %w", err)
+	}
+	inst := time.Duration(-1)
+	for range *rounds {
+		t0 := time.Now()
+		in, err := mod.Instantiate(ctx)
+		if err != nil {
+			return fmt.Errorf("bench edge: %w", err)
+		}
+		inst = minDur(inst, time.Since(t0))
+		in.Close(ctx)
+	}
+	add(bench.Result{Name: "edge.instantiate", Shape: "embedded edge.wasm", Value: ms(inst), Unit: "ms", Note: "per session; runs the Go runtime's _initialize"})
+
+	in, err := mod.Instantiate(ctx)
+	if err != nil {
+		return fmt.Errorf("bench edge: %w", err)
+	}
+	defer in.Close(ctx)
+	native := edge.New()
+	callNative := func(fn string, req, rep any) error {
+		b, err := protocol.Marshal(req)
+		if err != nil {
+			return err
+		}
+		return protocol.ParseABIResponse(native.Call(fn, b), rep)
+	}
+	callWasm := func(fn string, req, rep any) error { return in.Invoke(ctx, fn, req, rep) }
+
+	// Session creation (tokenizer.json parsing).
+	var handles [2]protocol.Handle
+	var sessBest [2]time.Duration
+	for i, call := range []func(string, any, any) error{callNative, callWasm} {
+		sessBest[i] = -1
+		for range *rounds {
+			var info protocol.SessionInfo
+			var err error
+			d := cpuTime(func() { err = call(protocol.FnSessionNew, &protocol.SessionNew{Tokenizer: tj}, &info) })
+			if err != nil {
+				return fmt.Errorf("bench edge: session_new: %w", err)
+			}
+			sessBest[i] = minDur(sessBest[i], d)
+			if handles[i] != 0 {
+				if err := call(protocol.FnRelease, &protocol.HandleRequest{Handle: handles[i]}, &protocol.Empty{}); err != nil {
+					return fmt.Errorf("bench edge: release: %w", err)
+				}
+			}
+			handles[i] = info.Handle
+		}
+	}
+	tokShape := fmt.Sprintf("%s, %d bytes", filepath.Base(*tokPath), len(tj))
+	add(bench.Result{Name: "edge.session_new.native", Shape: tokShape, Value: ms(sessBest[0]), Unit: "ms"})
+	add(bench.Result{Name: "edge.session_new.wazero", Shape: tokShape, Value: ms(sessBest[1]), Unit: "ms", Baseline: ms(sessBest[0]), BaselineName: "native", Note: "ratio: times slower than native"})
+
+	// Tokenizer throughput.
+	hf, hfNote := hfTokenizerMBps(*tokPath)
+	corpusShape := fmt.Sprintf("%s, %d files, %d bytes", *corpusDir, len(texts), total)
+	var tokMBps [2]float64
+	for i, call := range []func(string, any, any) error{callNative, callWasm} {
+		best := time.Duration(-1)
+		for range *rounds {
+			var err error
+			d := cpuTime(func() {
+				for _, t := range texts {
+					var rep protocol.IDsReply
+					if err = call(protocol.FnTokenize, &protocol.TextRequest{Handle: handles[i], Text: t}, &rep); err != nil {
+						return
+					}
+				}
+			})
+			if err != nil {
+				return fmt.Errorf("bench edge: tokenize: %w", err)
+			}
+			best = minDur(best, d)
+		}
+		tokMBps[i] = float64(total) / best.Seconds() / 1e6
+	}
+	hfName := "HF tokenizers (1 thread)"
+	add(bench.Result{Name: "edge.tokenize.native", Shape: corpusShape, Value: tokMBps[0], Unit: "MB/s", Baseline: hf, BaselineName: hfName, Note: hfNote})
+	add(bench.Result{Name: "edge.tokenize.wazero", Shape: corpusShape, Value: tokMBps[1], Unit: "MB/s", Baseline: tokMBps[0], BaselineName: "native"})
+	if hf > 0 {
+		add(bench.Result{Name: "edge.tokenize.wazero_vs_hf", Shape: corpusShape, Value: tokMBps[1], Unit: "MB/s", Baseline: hf, BaselineName: hfName})
+	}
+	if hfNote != "" {
+		notes = append(notes, hfNote)
+	}
+
+	// One top-p sampling step.
+	const vocab = 129280
+	rng := rand.New(rand.NewPCG(5, 5))
+	logits := make([]float32, vocab)
+	for i := range logits {
+		logits[i] = float32(rng.NormFloat64() * 3)
+	}
+	f32 := edge.EncodeF32(logits)
+	params := &protocol.SamplerNew{Params: protocol.SamplingParams{Temperature: 0.8, TopP: 0.95, Seed: 1}}
+	var stepUS [2]float64
+	for i, call := range []func(string, any, any) error{callNative, callWasm} {
+		var h protocol.HandleReply
+		if err := call(protocol.FnSamplerNew, params, &h); err != nil {
+			return fmt.Errorf("bench edge: sampler_new: %w", err)
+		}
+		const steps = 20
+		best := time.Duration(-1)
+		for range *rounds {
+			var err error
+			d := cpuTime(func() {
+				for range steps {
+					var rep protocol.SampleReply
+					if err = call(protocol.FnSample, &protocol.SampleRequest{Handle: h.Handle, F32: f32}, &rep); err != nil {
+						return
+					}
+				}
+			})
+			if err != nil {
+				return fmt.Errorf("bench edge: sample: %w", err)
+			}
+			best = minDur(best, d/steps)
+		}
+		stepUS[i] = float64(best.Nanoseconds()) / 1e3
+	}
+	sampShape := fmt.Sprintf("%d f32 logits, T=0.8, top-p 0.95, through the ABI", vocab)
+	add(bench.Result{Name: "edge.sample.native", Shape: sampShape, Value: stepUS[0], Unit: "us"})
+	add(bench.Result{Name: "edge.sample.wazero", Shape: sampShape, Value: stepUS[1], Unit: "us", Baseline: stepUS[0], BaselineName: "native", Note: "ratio: times slower than native"})
+
+	if *js {
+		enc := json.NewEncoder(os.Stdout)
+		for _, r := range results {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	fmt.Printf("%-28s %10s %-6s %10s %8s  %s\n", "name", "value", "unit", "baseline", "ratio", "shape / baseline")
+	for _, r := range results {
+		base, ratio := "-", "-"
+		if r.Baseline > 0 {
+			base, ratio = fmt.Sprintf("%.3g", r.Baseline), fmt.Sprintf("%.3g", r.Ratio)
+		}
+		desc := r.Shape
+		if r.BaselineName != "" {
+			desc += " / " + r.BaselineName
+		}
+		fmt.Printf("%-28s %10.4g %-6s %10s %8s  %s\n", r.Name, r.Value, r.Unit, base, ratio, desc)
+	}
+	for _, n := range notes {
+		fmt.Println("note:", n)
+	}
+	return nil
+}
+
+// readCorpus returns the .txt files of dir in name order and their total size.
+func readCorpus(dir string) ([]string, int, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.txt"))
+	if err != nil || len(files) == 0 {
+		return nil, 0, fmt.Errorf("no .txt files under %s: %v", dir, err)
+	}
+	slices.Sort(files)
+	var texts []string
+	total := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, 0, err
+		}
+		texts = append(texts, string(b))
+		total += len(b)
+	}
+	return texts, total, nil
+}
+
+// hfLine matches bench_hf.py's output line for the DeepSeek tokenizer.
+var hfLine = regexp.MustCompile(`deepseek_v3: [0-9.]+ MB/s wall, ([0-9.]+) MB/s per CPU-second`)
+
+// hfTokenizerMBps runs tools/tokenizer/bench_hf.py (Hugging Face
+// tokenizers, single-threaded, CPU-time MB/s) with build/tokvenv's Python
+// if it exists, else python3 if it can import tokenizers. It returns 0 and
+// a note saying how to get the baseline when neither works. The script
+// reads build/tokenizer/deepseek_v3.json, so the figure is only reported
+// for that tokenizer.
+func hfTokenizerMBps(tokPath string) (float64, string) {
+	const how = "HF tokenizers baseline unavailable: python3 -m venv build/tokvenv && build/tokvenv/bin/pip install tokenizers==0.23.3, then rerun"
+	if filepath.Base(tokPath) != "deepseek_v3.json" {
+		return 0, "HF tokenizers baseline is only measured for build/tokenizer/deepseek_v3.json"
+	}
+	py := filepath.Join("build", "tokvenv", "bin", "python")
+	if _, err := os.Stat(py); err != nil {
+		py = "python3"
+		if exec.Command(py, "-c", "import tokenizers").Run() != nil {
+			return 0, how
+		}
+	}
+	out, err := exec.Command(py, filepath.Join("tools", "tokenizer", "bench_hf.py"), "3").Output()
+	if err != nil {
+		return 0, fmt.Sprintf("%s (bench_hf.py failed: %v)", how, err)
+	}
+	m := hfLine.FindSubmatch(out)
+	if m == nil {
+		return 0, "bench_hf.py printed no deepseek_v3 figure"
+	}
+	v, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		return 0, err.Error()
+	}
+	return v, ""
+}
+
+// cpuTime returns the process CPU time (user + system) f takes; wazero
+// runs guest code on the calling goroutine, so this counts the guest.
+func cpuTime(f func()) time.Duration {
+	t0 := processCPU()
+	f()
+	return processCPU() - t0
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func minDur(a, b time.Duration) time.Duration {
+	if a < 0 || b < a {
+		return b
+	}
+	return a
+}
+
+func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
