@@ -53,11 +53,14 @@ test: deps build vet
 	EDGESEEK_PORTABLE=1 $(GO) test -count=1 ./kernels/...
 
 # Benchmarks with OpenBLAS as the baseline (cgo, benchmark-only build tag).
-bench: wasm
+bench: wasm $(V3TOK)
 	dpkg -s libopenblas-dev >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq libopenblas-dev)
 	CGO_ENABLED=1 $(GO) build -tags openblas -o bin/edgeseek-bench ./cmd/edgeseek
+	test -x build/tokvenv/bin/python || (python3 -m venv build/tokvenv && build/tokvenv/bin/pip install -q tokenizers==0.23.3)
 	bin/edgeseek-bench bench kernels
 	bin/edgeseek-bench bench layer
+	bin/edgeseek-bench bench edge
+	bin/edgeseek-bench bench serve
 
 # A short run of every fuzz target (the corpora under testdata/fuzz are kept).
 fuzz: wasm
