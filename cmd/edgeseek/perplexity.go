@@ -25,17 +25,21 @@ func cmdPerplexity(args []string) error {
 	fs := flag.NewFlagSet("perplexity", flag.ContinueOnError)
 	var mf modelFlags
 	mf.register(fs)
-	text := fs.String("text", "", "UTF-8 text file to score")
-	ctx := fs.Int("ctx", 512, "tokens per independent window (each starts with BOS)")
+	ctx := fs.Int("ctx", 256, "positions per window (windows see no earlier context)")
+	var texts stringList
+	fs.Var(&texts, "text", "UTF-8 text file to score (repeatable; each is its own document)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *text == "" {
+	if len(texts) == 0 {
 		return fmt.Errorf("--text is required")
 	}
-	data, err := os.ReadFile(*text)
-	if err != nil {
-		return err
+	if mf.dir == "" {
+		dir, err := demoModelDir()
+		if err != nil {
+			return err
+		}
+		mf.dir = dir
 	}
 	m, ck, err := mf.open()
 	if err != nil {
@@ -51,37 +55,47 @@ func cmdPerplexity(args []string) error {
 		return err
 	}
 	start := time.Now()
-	r, err := perplexity(m, mf.dir, tok, string(data), *ctx)
-	if err != nil {
-		return err
+	var r PerplexityResult
+	for _, path := range texts {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		d, err := perplexity(m, mf.dir, tok, string(data), *ctx)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		r.add(d)
 	}
 	fmt.Printf("tokens %d  bytes %d  perplexity %.4f  bits/byte %.4f  (%.1f tokens/s)\n",
 		r.Tokens, r.Bytes, r.Perplexity, r.BitsPerByte, float64(r.Tokens)/time.Since(start).Seconds())
 	return nil
 }
 
-// perplexity scores text in independent windows of at most ctx tokens, each
-// preceded by BOS; every token of the text is predicted exactly once.
+// perplexity scores one document the way tools/train/evaluate.py does:
+// BOS + tokens(text), cut into consecutive windows of ctx input positions
+// (window k reads ids[k·ctx, (k+1)·ctx) and predicts the next id of each, with
+// no context from the previous window), so every token of the text is
+// predicted exactly once.
 func perplexity(m *model.Model, dir string, tok *tokenizer.Tokenizer, text string, ctx int) (PerplexityResult, error) {
 	var r PerplexityResult
-	if ctx < 2 {
-		return r, fmt.Errorf("--ctx %d: need at least 2", ctx)
+	if ctx < 1 {
+		return r, fmt.Errorf("--ctx %d: need at least 1", ctx)
 	}
-	ids, err := tok.Encode(text)
+	content, err := tok.Encode(text)
 	if err != nil {
 		return r, err
 	}
-	bos := m.Config.BOS
+	ids := append([]int{m.Config.BOS}, content...)
 	V := m.Config.VocabSize
-	for lo := 0; lo < len(ids); lo += ctx - 1 {
-		hi := min(lo+ctx-1, len(ids))
-		seq := append([]int{bos}, ids[lo:hi]...)
-		logits, err := runLogits(m, dir, seq, 256)
+	for s := 0; s+1 < len(ids); s += ctx {
+		hi := min(s+ctx, len(ids)-1)
+		logits, err := runLogits(m, dir, ids[s:hi], 256)
 		if err != nil {
 			return r, err
 		}
-		for i := 0; i+1 < len(seq); i++ {
-			row := logits[i*V : (i+1)*V]
+		for i := s; i < hi; i++ {
+			row := logits[(i-s)*V : (i-s+1)*V]
 			mx := row[0]
 			for _, v := range row {
 				mx = max(mx, v)
@@ -90,16 +104,34 @@ func perplexity(m *model.Model, dir string, tok *tokenizer.Tokenizer, text strin
 			for _, v := range row {
 				z += math.Exp(float64(v - mx))
 			}
-			r.NLL += math.Log(z) + float64(mx) - float64(row[seq[i+1]])
+			r.NLL += math.Log(z) + float64(mx) - float64(row[ids[i+1]])
 			r.Tokens++
 		}
 	}
 	r.Bytes = len(text)
+	r.finish()
+	return r, nil
+}
+
+// finish derives perplexity and bits per byte from the totals.
+func (r *PerplexityResult) finish() {
 	if r.Tokens > 0 {
 		r.Perplexity = math.Exp(r.NLL / float64(r.Tokens))
 	}
 	if r.Bytes > 0 {
 		r.BitsPerByte = r.NLL / math.Ln2 / float64(r.Bytes)
 	}
-	return r, nil
 }
+
+// add accumulates another document's totals.
+func (r *PerplexityResult) add(o PerplexityResult) {
+	r.Tokens += o.Tokens
+	r.Bytes += o.Bytes
+	r.NLL += o.NLL
+	r.finish()
+}
+
+type stringList []string
+
+func (l *stringList) String() string     { return fmt.Sprint(*l) }
+func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }

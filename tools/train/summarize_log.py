@@ -1,0 +1,33 @@
+"""Summarise a train.py log.jsonl into MODEL/eval.json["training"] (loss curve at ~10 points)."""
+import json
+import os
+import sys
+
+log, model_dir = sys.argv[1], sys.argv[2]
+rows = [json.loads(l) for l in open(log)]
+start = next(r for r in rows if r.get("event") == "start")
+end = next((r for r in rows if r.get("event") == "end"), None)
+steps = [r for r in rows if "ema" in r]
+held = [r for r in rows if "heldout_loss" in r and "event" not in r]
+n = len(steps)
+pick = sorted({0, n - 1} | {int(i * (n - 1) / 10) for i in range(11)})
+a = start["args"]
+summary = {
+    "params": start["params"], "args": {k: a[k] for k in ("batch", "seq_len", "lr", "min_lr_frac", "warmup", "wd", "clip",
+                                                       "bias_rate", "time_limit", "threads", "device", "seed")},
+    "steps": end["step"] if end else steps[-1]["step"],
+    "train_seconds": end["elapsed"] if end else steps[-1]["elapsed"],
+    "tokens_seen": end["tokens_seen"] if end else steps[-1]["step"] * a["batch"] * a["seq_len"],
+    "loss_curve": [{"step": steps[i]["step"], "elapsed_s": steps[i]["elapsed"], "loss_ema": steps[i]["ema"],
+                    "max_over_mean_expert_load": steps[i]["max_over_mean_load"]} for i in pick],
+    "heldout_probe_loss": [{"step": r["step"], "loss": r["heldout_loss"]} for r in held]
+                          + ([{"step": end["step"], "loss": end["heldout_loss"]}] if end else []),
+    "heldout_probe": "4 fixed windows of 256 tokens from the held-out stream (monitoring only; noisy)",
+}
+path = os.path.join(model_dir, "eval.json")
+prev = json.load(open(path)) if os.path.exists(path) else {}
+prev["training"] = summary
+with open(path, "w") as f:
+    json.dump(prev, f, indent=1, ensure_ascii=False)
+    f.write("\n")
+print(json.dumps(summary, indent=1))
