@@ -108,23 +108,3 @@ func (m *Model) newBatch(sts []*State, ins []Input, opts []Options) (*batch, err
 	b.topk, b.cand = make([][]int, b.R), make([][]bool, b.R)
 	return b, nil
 }
-
-// chunk is one sequence's call as the layer benchmark (layerbench.go) sets
-// it up to time a single layer; attention runs it as a batch of one.
-type chunk struct {
-	T, p0  int
-	tokens []int
-	topk   [][]int
-	cand   [][]bool
-	trace  *Trace
-}
-
-// attention runs the attention block of one sequence's chunk c, held in st.
-func (m *Model) attention(a *Attention, st *State, h []float32, c *chunk) []float32 {
-	b := &batch{R: c.T, spans: []span{{st: st, T: c.T, p0: c.p0, trace: c.trace}}, tokens: c.tokens,
-		topk: c.topk, cand: c.cand}
-	for t := 0; t < c.T; t++ {
-		b.pos = append(b.pos, c.p0+t)
-	}
-	return m.attentionBatch(a, h, b)
-}

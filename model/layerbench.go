@@ -134,7 +134,11 @@ func BenchDecodeLayer(cfg checkpoint.Config, l int, contexts []int, be kernels.B
 	}
 	var out []LayerBench
 	for _, ctx := range contexts {
-		out = append(out, lb.Run(ctx, runs))
+		r, err := lb.Run(ctx, runs)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
 	}
 	return out, nil
 }
@@ -174,7 +178,7 @@ func NewLayerBench(cfg checkpoint.Config, l int, be kernels.Backend) (*DecodeLay
 
 // Run fills the caches with random entries for a context of ctx tokens and
 // times runs decode steps (median reported); every step sees the same context.
-func (lb *DecodeLayerBench) Run(ctx, runs int) LayerBench {
+func (lb *DecodeLayerBench) Run(ctx, runs int) (LayerBench, error) {
 	cfg, m, ly, be := lb.cfg, lb.m, lb.ly, lb.be
 	rng := rand.New(rand.NewPCG(7, 8))
 	randVec := func(n int) []float32 {
@@ -205,14 +209,16 @@ func (lb *DecodeLayerBench) Run(ctx, runs int) LayerBench {
 	for r := 0; r < runs; r++ {
 		Xr := append([]float32(nil), X...)
 		tr := &Trace{}
-		c := &chunk{T: 1, p0: ctx, tokens: []int{1}, topk: make([][]int, 1), cand: make([][]bool, 1), trace: tr}
-		tr.Selected, tr.Comb = map[int][]int{}, map[int][]float32{}
+		c, err := m.newBatch([]*State{st}, []Input{{Tokens: []int{1}}}, []Options{{Trace: tr}})
+		if err != nil {
+			return LayerBench{}, err
+		}
 		u := make([]float32, D)
 		start := time.Now()
 		mix := ly.AttnHC.Mixes(be, Xr, 1)
 		Collapse(u, Xr, mix[0].Pre)
 		kernels.RMSNorm(u, u, ly.AttnNorm, cfg.NormEps)
-		y := m.attention(ly.Attn, st, u, c)
+		y := m.attentionBatch(ly.Attn, u, c)
 		Expand(Xr, y, mix[0])
 		mix = ly.FFNHC.Mixes(be, Xr, 1)
 		Collapse(u, Xr, mix[0].Pre)
@@ -236,7 +242,7 @@ func (lb *DecodeLayerBench) Run(ctx, runs int) LayerBench {
 		b.CacheB += int64(4 * cfg.IndexHeadDim * ls.IndexKeys.Len())
 	}
 	b.Bytes = b.WeightB + b.CacheB
-	return b
+	return b, nil
 }
 
 // decodeWeightBytes counts the weight bytes one decode step reads: every
