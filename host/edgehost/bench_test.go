@@ -76,12 +76,17 @@ func BenchmarkSampleTopP(b *testing.B) {
 	ctx := context.Background()
 	native := edge.New()
 	in := goEdge(b, newRuntime(b, edgehost.Config{}))
+	// The same module under wazero's CloseOnContextDone, for comparison.
+	slow := goEdge(b, newRuntime(b, edgehost.Config{CloseOnContextDone: true}))
 	logits := randLogits(129280, 5)
 	f32, f16 := edge.EncodeF32(logits), protocol.EncodeFloat16(logits)
 	params := &protocol.SamplerNew{Params: protocol.SamplingParams{Temperature: 0.8, TopP: 0.95, Seed: 1}}
-	var nh, wh protocol.HandleReply
+	var nh, wh, sh protocol.HandleReply
 	nativeCall(b, native, protocol.FnSamplerNew, params, &nh)
 	if err := in.Invoke(ctx, protocol.FnSamplerNew, params, &wh); err != nil {
+		b.Fatal(err)
+	}
+	if err := slow.Invoke(ctx, protocol.FnSamplerNew, params, &sh); err != nil {
 		b.Fatal(err)
 	}
 	for _, enc := range []struct {
@@ -100,6 +105,14 @@ func BenchmarkSampleTopP(b *testing.B) {
 			for b.Loop() {
 				var rep protocol.SampleReply
 				if err := in.Invoke(ctx, protocol.FnSample, &protocol.SampleRequest{Handle: wh.Handle, F32: enc.f32, F16: enc.f16}, &rep); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("wazero-closeondone-"+enc.name, func(b *testing.B) {
+			for b.Loop() {
+				var rep protocol.SampleReply
+				if err := slow.Invoke(ctx, protocol.FnSample, &protocol.SampleRequest{Handle: sh.Handle, F32: enc.f32, F16: enc.f16}, &rep); err != nil {
 					b.Fatal(err)
 				}
 			}

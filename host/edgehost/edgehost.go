@@ -6,9 +6,9 @@
 // asked) and instantiates it per session with no filesystem, network,
 // environment or arguments, memory capped at Config.MemoryLimitPages and
 // every call bounded by Config.CallTimeout or Config.LoadTimeout (wazero has no instruction fuel:
-// modules are instrumented so that a deadline or cancellation makes the guest trap at its next
-// loop iteration, see interrupt.go; modules the instrumentation does not understand run with
-// wazero's slower CloseOnContextDone). A module that traps, loops
+// modules are instrumented so that their loops poll the host every few thousand iterations
+// and trap once the call's context is done, see interrupt.go; modules the instrumentation
+// does not understand run with wazero's slower CloseOnContextDone). A module that traps, loops
 // or runs out of memory fails its own Instance with an error wrapping
 // ErrModuleFailed; other instances and the host are unaffected.
 //
@@ -87,23 +87,19 @@ type Config struct {
 	// Cache, when set, is used instead of a new cache (for sharing one
 	// between runtimes); CacheDir is then ignored.
 	Cache wazero.CompilationCache
-	// FastInterrupt bounds calls by rewriting each module's loops to poll
-	// an interrupt global instead of using wazero's CloseOnContextDone,
-	// which is 2–3× faster for Go-compiled edges. EXPERIMENTAL and off by
-	// default: a guest loop without calls never reaches a Go safe point, so
-	// a garbage collection that starts while it runs waits for it, while the
-	// timer that would set the interrupt waits for the collection — the
-	// host hangs (seen in TestContainment). A fix needs the rewritten loops
-	// to call into the host now and then.
-	FastInterrupt bool
+	// CloseOnContextDone runs every module under wazero's
+	// WithCloseOnContextDone instead of instrumenting it for deadlines
+	// (see interrupt.go). Go-compiled edges run 2–3× slower that way; the
+	// option exists to compare the two and as an escape hatch.
+	CloseOnContextDone bool
 }
 
 // Runtime compiles and instantiates edge modules. It is safe for
 // concurrent use.
 type Runtime struct {
 	// rt runs modules that instrument could rewrite: their deadlines are
-	// enforced by the interrupt global, so it does not close on context
-	// done. safe (WithCloseOnContextDone) runs the others.
+	// enforced by polling the host (pollModule), so it does not close on
+	// context done. safe (WithCloseOnContextDone) runs the others.
 	rt          wazero.Runtime
 	safe        wazero.Runtime
 	cache       wazero.CompilationCache
@@ -112,8 +108,8 @@ type Runtime struct {
 	initTimeout time.Duration
 	loadTimeout time.Duration
 	limitPages  uint32
-	// fastInterrupt enables the loop rewriting (Config.FastInterrupt).
-	fastInterrupt bool
+	// instrument enables the loop rewriting (not Config.CloseOnContextDone).
+	instrument bool
 }
 
 // New returns a Runtime configured by c.
@@ -133,7 +129,7 @@ func New(ctx context.Context, c Config) (*Runtime, error) {
 	if c.InstantiateTimeout <= 0 {
 		c.InstantiateTimeout = DefaultInstantiateTimeout
 	}
-	r := &Runtime{cache: c.Cache, timeout: c.CallTimeout, initTimeout: c.InstantiateTimeout, loadTimeout: c.LoadTimeout, limitPages: c.MemoryLimitPages, fastInterrupt: c.FastInterrupt}
+	r := &Runtime{cache: c.Cache, timeout: c.CallTimeout, initTimeout: c.InstantiateTimeout, loadTimeout: c.LoadTimeout, limitPages: c.MemoryLimitPages, instrument: !c.CloseOnContextDone}
 	if r.cache == nil {
 		r.ownCache = true
 		if c.CacheDir != "" {
@@ -160,6 +156,16 @@ func New(ctx context.Context, c Config) (*Runtime, error) {
 			return nil, fmt.Errorf("edgehost: instantiate WASI: %w", err)
 		}
 	}
+	_, err := r.rt.NewHostModuleBuilder(pollModule).
+		NewFunctionBuilder().
+		WithGoFunction(api.GoFunc(poll), nil, []api.ValueType{api.ValueTypeI32}).
+		Export(pollName).
+		Instantiate(ctx)
+	if err != nil {
+		r.rt.Close(ctx)
+		r.safe.Close(ctx)
+		return nil, fmt.Errorf("edgehost: instantiate %s: %w", pollModule, err)
+	}
 	return r, nil
 }
 
@@ -181,7 +187,7 @@ type Module struct {
 	compiled wazero.CompiledModule
 	fns      []string
 	// interruptible: the module was instrumented (see instrument) and
-	// exports the interrupt global.
+	// polls the host for its deadline.
 	interruptible bool
 }
 
@@ -190,13 +196,12 @@ type Module struct {
 // edge_free, and any subset of the ABI functions (protocol.Functions) with
 // the signature (i32, i32) → i64.
 //
-// With Config.FastInterrupt, modules are instrumented for cheap deadlines
-// when possible (see instrument); all others run with wazero's
-// CloseOnContextDone, which makes loops several times slower but lets the
-// Go runtime reach a safe point on every back-edge.
+// Modules are instrumented for cheap deadlines when possible (see
+// instrument); the others, and all with Config.CloseOnContextDone, run with
+// wazero's CloseOnContextDone, which makes loops several times slower.
 func (r *Runtime) Compile(ctx context.Context, name string, wasm []byte) (*Module, error) {
 	rt, interruptible := r.safe, false
-	if r.fastInterrupt {
+	if r.instrument {
 		if iw, err := instrument(wasm); err == nil {
 			rt, wasm, interruptible = r.rt, iw, true
 		}
@@ -297,7 +302,7 @@ func (m *Module) Has(fn string) bool {
 }
 
 // Interruptible reports whether the module's calls are bounded by the
-// cheap interrupt check (true for the Go edge) rather than by wazero's
+// instrumented poll (true for the Go edge) rather than by wazero's
 // CloseOnContextDone.
 func (m *Module) Interruptible() bool { return m.interruptible }
 

@@ -26,9 +26,6 @@ type Instance struct {
 	fns    map[string]api.Function
 	stderr *headBuffer
 	failed error
-	// interrupt is the instrumented module's interrupt global (nil for
-	// modules run with CloseOnContextDone).
-	interrupt api.MutableGlobal
 }
 
 // Instantiate starts a fresh instance: no filesystem, network, environment
@@ -40,13 +37,8 @@ func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 	stderr := &headBuffer{max: 1024}
 	cfg := wazero.NewModuleConfig().
 		WithName("").
-		WithStderr(stderr)
-	if m.interruptible {
-		// _initialize is called below, with the interrupt armed.
-		cfg = cfg.WithStartFunctions()
-	} else {
-		cfg = cfg.WithStartFunctions("_initialize")
-	}
+		WithStderr(stderr).
+		WithStartFunctions("_initialize")
 	mod, err := m.rt.InstantiateModule(ctx, m.compiled, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("edgehost: instantiate %s: %w", m.name, classify(ctx, err, stderr, m.r.initTimeout))
@@ -59,29 +51,10 @@ func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 		fns:    map[string]api.Function{},
 		stderr: stderr,
 	}
-	if m.interruptible {
-		g, ok := mod.ExportedGlobal(interruptExport).(api.MutableGlobal)
-		if !ok {
-			mod.Close(ctx)
-			return nil, fmt.Errorf("edgehost: %s: instrumented module lacks its interrupt global", m.name)
-		}
-		in.interrupt = g
-		if init := mod.ExportedFunction("_initialize"); init != nil {
-			disarm := in.arm(ctx)
-			_, err := init.Call(ctx)
-			disarm()
-			if err != nil {
-				mod.Close(ctx)
-				return nil, fmt.Errorf("edgehost: instantiate %s: %w", m.name, classify(ctx, err, stderr, m.r.initTimeout))
-			}
-		}
-	}
 	for _, fn := range m.fns {
 		in.fns[fn] = mod.ExportedFunction(fn)
 	}
-	disarm := in.arm(ctx)
 	res, err := mod.ExportedFunction("edge_abi_version").Call(ctx)
-	disarm()
 	if err != nil {
 		mod.Close(ctx)
 		return nil, fmt.Errorf("edgehost: %s: edge_abi_version: %w", m.name, classify(ctx, err, stderr, m.r.initTimeout))
@@ -140,32 +113,19 @@ func (in *Instance) Call(ctx context.Context, fn string, req []byte) ([]byte, er
 	return resp, nil
 }
 
-// arm makes the instrumented guest trap at its next loop iteration once
-// ctx is done, and returns the function that disarms it. A guest that
-// finished just as the deadline passed keeps its result: disarm waits for a
-// concurrent interrupt to land and clears it. For modules run with
-// CloseOnContextDone it does nothing.
-func (in *Instance) arm(ctx context.Context) (disarm func()) {
-	g := in.interrupt
-	if g == nil {
-		return func() {}
-	}
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		g.Set(1)
-		close(fired)
-	})
-	return func() {
-		if !stop() {
-			<-fired
-			g.Set(0)
-		}
+// poll is the host function instrumented modules call every pollInterval
+// loop iterations (see instrument): it returns 1, making the guest trap,
+// once the context of the current call is done. ctx is the context given
+// to the exported function's Call.
+func poll(ctx context.Context, stack []uint64) {
+	stack[0] = 0
+	if ctx.Err() != nil {
+		stack[0] = 1
 	}
 }
 
 // call does the alloc/write/call/read/free sequence of wasm/ABI.md.
 func (in *Instance) call(ctx context.Context, f api.Function, req []byte, timeout time.Duration) ([]byte, error) {
-	defer in.arm(ctx)()
 	mem := in.mod.Memory()
 	res, err := in.alloc.Call(ctx, uint64(len(req)))
 	if err != nil {

@@ -9,23 +9,43 @@ import (
 // Deadlines without wazero's CloseOnContextDone.
 //
 // wazero enforces context deadlines (RuntimeConfig.WithCloseOnContextDone)
-// by making every loop back-edge of the guest call out of the compiled code
-// into Go to check whether the module was closed. Go's wasm output runs
-// nearly all its code inside loops (each function is a loop around a jump
-// table of resume points), so that check cost the Go edge 2–3× everywhere:
-// a sampling step took 112 ms of CPU with it and 40 ms without.
+// by making every loop back-edge of the guest leave the compiled code for Go
+// to check whether the module was closed. Go's wasm output runs nearly all
+// its code inside loops (each function is a loop around a jump table of
+// resume points), so that check cost the Go edge 2–3× everywhere: a
+// sampling step took 112 ms of CPU with it and 40 ms without.
 //
-// instrument instead rewrites a module so that every loop header reads an
-// exported mutable i32 global, interruptExport, and executes `unreachable`
-// when it is non-zero: one load and one branch, no exit to Go. The host
-// sets the global from another goroutine when a call's deadline passes; the
-// guest traps at its next loop iteration, and classify reports the deadline
-// (it looks at the context before the trap). Modules the rewriter does not
-// understand (opcodes outside the core set it decodes, a start section, a
-// name clash) return an error and run under CloseOnContextDone as before.
+// instrument instead rewrites a module so that every loop header counts
+// down a private i32 global and, once every pollInterval iterations, calls
+// the host import pollModule.pollName. The host function returns non-zero
+// when the call's context is done, and the guest then executes
+// `unreachable`; classify reports the deadline (it looks at the context
+// before the trap). The common path is a load, a decrement, a store and a
+// branch, with no exit to Go.
+//
+// The call out is also what makes this safe. wazero's compiled code is not
+// a Go safe point: a guest loop that never leaves it would stall a garbage
+// collection's stop-the-world (and with it every goroutine of the host,
+// including the timer that would end the call). An earlier version polled
+// an interrupt global set by such a timer and deadlocked exactly so. Calling
+// into Go every pollInterval iterations bounds that stall to microseconds.
+//
+// Adding an import shifts the index of every function the module defines,
+// so instrument renumbers calls, ref.func, exports, the start function,
+// element segments and the name section. Modules it does not understand
+// (opcodes outside the core set it decodes, an import of pollModule) return
+// an error and run under CloseOnContextDone as before.
 
-// interruptExport names the global that instrument adds and exports.
-const interruptExport = "edgeseek_interrupt"
+const (
+	// pollModule and pollName name the host function instrumented modules
+	// import: () → i32, non-zero when the current call must stop.
+	pollModule = "edgeseek_interrupt"
+	pollName   = "poll"
+	// pollInterval is how many loop iterations run between two polls: a
+	// few hundred microseconds of Go-compiled guest code, far below any
+	// deadline, and a negligible cost per iteration.
+	pollInterval = 1 << 14
+)
 
 // errNotInstrumentable is wrapped by instrument's errors.
 var errNotInstrumentable = errors.New("module cannot be instrumented")
@@ -33,13 +53,32 @@ var errNotInstrumentable = errors.New("module cannot be instrumented")
 // Section ids of the WebAssembly binary format.
 const (
 	secCustom    = 0
+	secType      = 1
 	secImport    = 2
 	secGlobal    = 6
 	secExport    = 7
 	secStart     = 8
+	secElement   = 9
 	secCode      = 10
 	secDataCount = 12
 )
+
+// sectionOrder is the position a non-custom section must take in a module.
+func sectionOrder(id byte) int {
+	switch id {
+	case 13: // tag (exception handling) sits between memory and global
+		return 6
+	case secGlobal, secExport, secStart, secElement:
+		return int(id) + 1
+	case secDataCount:
+		return 11
+	case secCode:
+		return 12
+	case 11: // data
+		return 13
+	}
+	return int(id)
+}
 
 // wreader reads the WebAssembly binary encoding.
 type wreader struct {
@@ -97,6 +136,17 @@ func (r *wreader) skip(n int) {
 	r.off += n
 }
 
+// name reads a length-prefixed UTF-8 name.
+func (r *wreader) name() []byte {
+	n := int(r.u32())
+	start := r.off
+	r.skip(n)
+	if r.err != nil {
+		return nil
+	}
+	return r.b[start:r.off]
+}
+
 func appendU32(b []byte, v uint32) []byte {
 	for v >= 0x80 {
 		b = append(b, byte(v)|0x80)
@@ -105,8 +155,33 @@ func appendU32(b []byte, v uint32) []byte {
 	return append(b, byte(v))
 }
 
+// appendS32 appends a signed LEB128.
+func appendS32(b []byte, v int32) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
+
 func appendName(b []byte, s string) []byte {
 	return append(appendU32(b, uint32(len(s))), s...)
+}
+
+// appendToVec returns a copy of the vector vec (count, items, then
+// anything after them) with item added as its last element.
+func appendToVec(vec []byte, item []byte) ([]byte, error) {
+	r := &wreader{b: vec}
+	n := r.u32()
+	if r.err != nil {
+		return nil, r.err
+	}
+	out := appendU32(nil, n+1)
+	out = append(out, vec[r.off:]...)
+	return append(out, item...), nil
 }
 
 // section is one section of a module: its id and payload.
@@ -115,8 +190,19 @@ type section struct {
 	data []byte
 }
 
-// instrument returns a copy of the module wasm with the interrupt check at
-// every loop header and the exported global interruptExport (see above).
+// funcMap renumbers function indices after the poll import is inserted at
+// index at (the first index of the module's own functions).
+type funcMap struct{ at uint32 }
+
+func (m funcMap) of(f uint32) uint32 {
+	if f >= m.at {
+		return f + 1
+	}
+	return f
+}
+
+// instrument returns a copy of the module wasm that imports
+// pollModule.pollName and polls it from every loop header (see above).
 func instrument(wasm []byte) ([]byte, error) {
 	if len(wasm) < 8 || !bytes.Equal(wasm[:8], []byte("\x00asm\x01\x00\x00\x00")) {
 		return nil, fmt.Errorf("%w: not a version 1 module", errNotInstrumentable)
@@ -135,40 +221,36 @@ func instrument(wasm []byte) ([]byte, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	importedGlobals, ownGlobals := uint32(0), uint32(0)
-	hasGlobal, hasExport := false, false
+	var types, funcImports, globalImports, globals uint32
 	for _, s := range secs {
+		sr := &wreader{b: s.data}
 		switch s.id {
-		case secStart:
-			// A start function runs inside InstantiateModule, before the
-			// host could arm the interrupt.
-			return nil, fmt.Errorf("%w: it has a start function", errNotInstrumentable)
+		case secType:
+			types = sr.u32()
 		case secImport:
-			g, err := countImportedGlobals(s.data)
+			f, g, err := countImports(s.data)
 			if err != nil {
 				return nil, err
 			}
-			importedGlobals = g
+			funcImports, globalImports = f, g
 		case secGlobal:
-			hasGlobal = true
-			sr := &wreader{b: s.data}
-			ownGlobals = sr.u32()
-			if sr.err != nil {
-				return nil, sr.err
-			}
-		case secExport:
-			hasExport = true
-			if bytes.Contains(s.data, []byte(interruptExport)) {
-				return nil, fmt.Errorf("%w: it already exports %s", errNotInstrumentable, interruptExport)
-			}
+			globals = sr.u32()
+		}
+		if sr.err != nil {
+			return nil, sr.err
 		}
 	}
-	gidx := importedGlobals + ownGlobals
-	// (global (mut i32) (i32.const 0))
-	newGlobal := []byte{0x7f, 0x01, 0x41, 0x00, 0x0b}
-	newExport := appendName(nil, interruptExport)
-	newExport = append(newExport, 0x03)
-	newExport = appendU32(newExport, gidx)
+	fm := funcMap{at: funcImports}
+	counter := globalImports + globals
+	// The new type () → i32, the poll import and the counter global.
+	newType := []byte{0x60, 0x00, 0x01, 0x7f}
+	newImport := appendName(appendName(nil, pollModule), pollName)
+	newImport = append(newImport, 0x00)
+	newImport = appendU32(newImport, types)
+	newGlobal := appendS32([]byte{0x7f, 0x01, 0x41}, pollInterval)
+	newGlobal = append(newGlobal, 0x0b)
+	added := []section{{secType, newType}, {secImport, newImport}, {secGlobal, newGlobal}}
+	done := map[byte]bool{}
 
 	out := append([]byte(nil), wasm[:8]...)
 	emit := func(id byte, data []byte) {
@@ -176,64 +258,74 @@ func instrument(wasm []byte) ([]byte, error) {
 		out = appendU32(out, uint32(len(data)))
 		out = append(out, data...)
 	}
-	// after reports whether a section with this id comes after the global
-	// (or export) section in the required order.
-	afterGlobal := func(id byte) bool {
-		return id == secExport || id == secStart || id == 9 || id == secDataCount || id == secCode || id == 11
-	}
-	afterExport := func(id byte) bool { return id != secExport && afterGlobal(id) }
-	for _, s := range secs {
-		if !hasGlobal && s.id != secCustom && afterGlobal(s.id) {
-			emit(secGlobal, append([]byte{1}, newGlobal...))
-			hasGlobal = true
-		}
-		if !hasExport && s.id != secCustom && afterExport(s.id) {
-			emit(secExport, append([]byte{1}, newExport...))
-			hasExport = true
-		}
-		switch s.id {
-		case secGlobal:
-			sr := &wreader{b: s.data}
-			n := sr.u32()
-			data := appendU32(nil, n+1)
-			data = append(data, s.data[sr.off:]...)
-			emit(secGlobal, append(data, newGlobal...))
-		case secExport:
-			sr := &wreader{b: s.data}
-			n := sr.u32()
-			data := appendU32(nil, n+1)
-			data = append(data, s.data[sr.off:]...)
-			emit(secExport, append(data, newExport...))
-		case secCode:
-			code, err := instrumentCode(s.data, gidx)
-			if err != nil {
-				return nil, err
+	// emitMissing writes the sections the module lacks whose place comes
+	// before order.
+	emitMissing := func(order int) {
+		for _, a := range added {
+			if !done[a.id] && sectionOrder(a.id) < order {
+				emit(a.id, append([]byte{1}, a.data...))
+				done[a.id] = true
 			}
-			emit(secCode, code)
-		default:
-			emit(s.id, s.data)
 		}
 	}
-	if !hasGlobal {
-		emit(secGlobal, append([]byte{1}, newGlobal...))
+	for _, s := range secs {
+		if s.id != secCustom {
+			emitMissing(sectionOrder(s.id))
+		}
+		var data []byte
+		var err error
+		switch s.id {
+		case secType:
+			data, err = appendToVec(s.data, newType)
+		case secImport:
+			data, err = appendToVec(s.data, newImport)
+		case secGlobal:
+			if data, err = remapGlobals(s.data, fm); err == nil {
+				data, err = appendToVec(data, newGlobal)
+			}
+		case secExport:
+			data, err = remapExports(s.data, fm)
+		case secStart:
+			sr := &wreader{b: s.data}
+			data = appendU32(nil, fm.of(sr.u32()))
+			err = sr.err
+		case secElement:
+			data, err = remapElements(s.data, fm)
+		case secCode:
+			data, err = instrumentCode(s.data, fm, counter)
+		case secCustom:
+			data = remapNameSection(s.data, fm)
+		default:
+			data = s.data
+		}
+		if err != nil {
+			return nil, err
+		}
+		if s.id == secType || s.id == secImport || s.id == secGlobal {
+			done[s.id] = true
+		}
+		if data != nil {
+			emit(s.id, data)
+		}
 	}
-	if !hasExport {
-		emit(secExport, append([]byte{1}, newExport...))
-	}
+	emitMissing(1 << 30)
 	return out, nil
 }
 
-// countImportedGlobals returns how many globals the import section imports.
-func countImportedGlobals(b []byte) (uint32, error) {
+// countImports returns how many functions and globals the import section
+// imports. A module that already imports from pollModule is refused.
+func countImports(b []byte) (funcs, globals uint32, err error) {
 	r := &wreader{b: b}
 	n := r.u32()
-	globals := uint32(0)
 	for i := uint32(0); i < n && r.err == nil; i++ {
-		r.skip(int(r.u32())) // module
-		r.skip(int(r.u32())) // name
+		if string(r.name()) == pollModule {
+			r.fail("it already imports from %s", pollModule)
+		}
+		r.name()
 		switch kind := r.byte(); kind {
 		case 0x00: // function: type index
 			r.u32()
+			funcs++
 		case 0x01: // table: reftype, limits
 			r.byte()
 			skipLimits(r)
@@ -247,7 +339,7 @@ func countImportedGlobals(b []byte) (uint32, error) {
 			r.fail("import kind %#x", kind)
 		}
 	}
-	return globals, r.err
+	return funcs, globals, r.err
 }
 
 func skipLimits(r *wreader) {
@@ -262,16 +354,187 @@ func skipLimits(r *wreader) {
 	}
 }
 
-// instrumentCode rewrites the code section: after each loop's block type
-// it inserts `global.get gidx; if; unreachable; end`.
-func instrumentCode(b []byte, gidx uint32) ([]byte, error) {
-	check := []byte{0x23}
-	check = appendU32(check, gidx)
-	check = append(check, 0x04, 0x40, 0x00, 0x0b)
+// remapConstExpr copies a constant expression up to and including its end,
+// renumbering ref.func.
+func remapConstExpr(r *wreader, out []byte, fm funcMap) []byte {
+	for r.err == nil {
+		start := r.off
+		op := r.byte()
+		switch op {
+		case 0x0b:
+			return append(out, op)
+		case 0xd2:
+			out = appendU32(append(out, op), fm.of(r.u32()))
+		case 0x02, 0x03, 0x04:
+			r.fail("block in a constant expression")
+		default:
+			skipImmediates(r, op)
+			out = append(out, r.b[start:r.off]...)
+		}
+	}
+	return out
+}
 
+// remapGlobals renumbers ref.func in the global section's initializers.
+func remapGlobals(b []byte, fm funcMap) ([]byte, error) {
 	r := &wreader{b: b}
 	n := r.u32()
-	out := appendU32(make([]byte, 0, len(b)+len(b)/8), n)
+	out := appendU32(nil, n)
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		out = append(out, r.byte(), r.byte()) // valtype, mutability
+		out = remapConstExpr(r, out, fm)
+	}
+	if r.err == nil && r.off != len(b) {
+		r.fail("%d trailing bytes in the global section", len(b)-r.off)
+	}
+	return out, r.err
+}
+
+// remapExports renumbers exported functions.
+func remapExports(b []byte, fm funcMap) ([]byte, error) {
+	r := &wreader{b: b}
+	n := r.u32()
+	out := appendU32(nil, n)
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		nm := r.name()
+		kind := r.byte()
+		idx := r.u32()
+		if kind == 0x00 {
+			idx = fm.of(idx)
+		}
+		out = append(appendU32(out, uint32(len(nm))), nm...)
+		out = appendU32(append(out, kind), idx)
+	}
+	if r.err == nil && r.off != len(b) {
+		r.fail("%d trailing bytes in the export section", len(b)-r.off)
+	}
+	return out, r.err
+}
+
+// remapElements renumbers the functions of element segments, in all eight
+// encodings (flags 0–7: active/passive/declarative, function indices or
+// expressions, implicit or explicit table).
+func remapElements(b []byte, fm funcMap) ([]byte, error) {
+	r := &wreader{b: b}
+	n := r.u32()
+	out := appendU32(nil, n)
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		flags := r.u32()
+		if flags > 7 {
+			r.fail("element segment flags %d", flags)
+			break
+		}
+		out = appendU32(out, flags)
+		if flags&2 != 0 && flags&1 == 0 { // explicit table index
+			out = appendU32(out, r.u32())
+		}
+		if flags&1 == 0 { // active: offset expression
+			out = remapConstExpr(r, out, fm)
+		}
+		if flags&3 != 0 { // elemkind or reftype byte
+			out = append(out, r.byte())
+		}
+		m := r.u32()
+		out = appendU32(out, m)
+		for j := uint32(0); j < m && r.err == nil; j++ {
+			if flags&4 != 0 {
+				out = remapConstExpr(r, out, fm)
+			} else {
+				out = appendU32(out, fm.of(r.u32()))
+			}
+		}
+	}
+	if r.err == nil && r.off != len(b) {
+		r.fail("%d trailing bytes in the element section", len(b)-r.off)
+	}
+	return out, r.err
+}
+
+// remapNameSection renumbers the function, local and label names of a
+// "name" custom section; other custom sections are returned as they are.
+// A name section it cannot parse is dropped (nil): names only decorate
+// stack traces.
+func remapNameSection(b []byte, fm funcMap) []byte {
+	r := &wreader{b: b}
+	if string(r.name()) != "name" || r.err != nil {
+		return b
+	}
+	out := append([]byte(nil), b[:r.off]...)
+	for r.off < len(b) && r.err == nil {
+		id := r.byte()
+		size := int(r.u32())
+		end := r.off + size
+		if r.err != nil || size > len(b)-r.off {
+			return nil
+		}
+		sub := b[r.off:end]
+		if id >= 1 && id <= 3 { // function names; local and label names
+			sr := &wreader{b: sub}
+			n := sr.u32()
+			data := appendU32(nil, n)
+			for i := uint32(0); i < n && sr.err == nil; i++ {
+				data = appendU32(data, fm.of(sr.u32()))
+				start := sr.off
+				if id == 1 {
+					sr.name()
+				} else {
+					for m := sr.u32(); m > 0 && sr.err == nil; m-- {
+						sr.u32()
+						sr.name()
+					}
+				}
+				data = append(data, sub[start:sr.off]...)
+			}
+			if sr.err != nil || sr.off != len(sub) {
+				return nil
+			}
+			sub = data
+		}
+		out = appendU32(append(out, id), uint32(len(sub)))
+		out = append(out, sub...)
+		r.off = end
+	}
+	if r.err != nil {
+		return nil
+	}
+	return out
+}
+
+// pollCheck is the code instrumentCode puts after each loop's block type:
+//
+//	global.get $counter
+//	i32.eqz
+//	if
+//	  call $poll
+//	  if unreachable end
+//	  i32.const pollInterval
+//	  global.set $counter
+//	end
+//	global.get $counter
+//	i32.const 1
+//	i32.sub
+//	global.set $counter
+func pollCheck(poll, counter uint32) []byte {
+	c := appendU32([]byte{0x23}, counter)
+	c = append(c, 0x45, 0x04, 0x40, 0x10)
+	c = appendU32(c, poll)
+	c = append(c, 0x04, 0x40, 0x00, 0x0b, 0x41)
+	c = appendS32(c, pollInterval)
+	c = appendU32(append(c, 0x24), counter)
+	c = append(c, 0x0b, 0x23)
+	c = appendU32(c, counter)
+	c = append(c, 0x41, 0x01, 0x6b, 0x24)
+	return appendU32(c, counter)
+}
+
+// instrumentCode rewrites the code section: function indices renumbered
+// (call, return_call, ref.func) and pollCheck after every loop's block
+// type.
+func instrumentCode(b []byte, fm funcMap, counter uint32) ([]byte, error) {
+	check := pollCheck(fm.at, counter)
+	r := &wreader{b: b}
+	n := r.u32()
+	out := appendU32(make([]byte, 0, len(b)+len(b)/4), n)
 	var body []byte
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		size := int(r.u32())
@@ -289,12 +552,16 @@ func instrumentCode(b []byte, gidx uint32) ([]byte, error) {
 		body = append(body[:0], b[r.off:fr.off]...)
 		for fr.off < end && fr.err == nil {
 			start := fr.off
-			op := fr.byte()
-			isLoop := op == 0x03
-			skipImmediates(fr, op)
-			body = append(body, b[start:fr.off]...)
-			if isLoop {
+			switch op := fr.byte(); op {
+			case 0x10, 0x12, 0xd2: // call, return_call, ref.func
+				body = appendU32(append(body, op), fm.of(fr.u32()))
+			case 0x03: // loop
+				skipBlockType(fr)
+				body = append(body, b[start:fr.off]...)
 				body = append(body, check...)
+			default:
+				skipImmediates(fr, op)
+				body = append(body, b[start:fr.off]...)
 			}
 		}
 		if fr.err != nil {

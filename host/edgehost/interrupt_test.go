@@ -2,12 +2,17 @@ package edgehost
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"testing"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 )
 
-// tinyModule is (module (global i32 (i32.const 7)) (func (loop br 0)) (export "f" (func 0)))
-// with the given code body bytes (locals vector included, final end included).
+// tinyModule is (module (func) (global i32 (i32.const 7)) (export "f" (func 0)))
+// with the given code body bytes (locals vector included, final end
+// included) and extra sections after the function section.
 func tinyModule(code []byte, extra ...byte) []byte {
 	m := []byte("\x00asm\x01\x00\x00\x00")
 	m = append(m, 1, 4, 1, 0x60, 0, 0) // type: () -> ()
@@ -20,43 +25,151 @@ func tinyModule(code []byte, extra ...byte) []byte {
 	return append(m, body...)
 }
 
-func TestInstrumentInsertsCheckAfterEveryLoop(t *testing.T) {
+func sect(id byte, data []byte) []byte {
+	return append(appendU32([]byte{id}, uint32(len(data))), data...)
+}
+
+func TestInstrumentInsertsPollAfterEveryLoop(t *testing.T) {
 	// locals: none; loop (block type empty) br 0 end; loop i32 ... end end
 	code := []byte{0x00, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x03, 0x7f, 0x41, 0x01, 0x0b, 0x1a, 0x0b}
 	got, err := instrument(tinyModule(code))
 	if err != nil {
 		t.Fatal(err)
 	}
-	check := []byte{0x23, 0x01, 0x04, 0x40, 0x00, 0x0b} // global.get 1; if; unreachable; end
+	// The poll import becomes function 0, f function 1; the counter is
+	// global 1.
+	check := []byte{
+		0x23, 0x01, 0x45, 0x04, 0x40, // global.get 1; i32.eqz; if
+		0x10, 0x00, 0x04, 0x40, 0x00, 0x0b, // call 0; if unreachable end
+		0x41, 0x80, 0x80, 0x01, 0x24, 0x01, 0x0b, // i32.const 16384; global.set 1; end
+		0x23, 0x01, 0x41, 0x01, 0x6b, 0x24, 0x01, // global.get 1; i32.const 1; i32.sub; global.set 1
+	}
 	wantCode := []byte{0x00, 0x03, 0x40}
 	wantCode = append(wantCode, check...)
 	wantCode = append(wantCode, 0x0c, 0x00, 0x0b, 0x03, 0x7f)
 	wantCode = append(wantCode, check...)
 	wantCode = append(wantCode, 0x41, 0x01, 0x0b, 0x1a, 0x0b)
 	want := []byte("\x00asm\x01\x00\x00\x00")
-	want = append(want, 1, 4, 1, 0x60, 0, 0, 3, 2, 1, 0)
-	want = append(want, 6, 11, 2, 0x7f, 0x00, 0x41, 0x07, 0x0b, 0x7f, 0x01, 0x41, 0x00, 0x0b)
-	exp := append([]byte{2, 1, 'f', 0x00, 0x00, byte(len(interruptExport))}, interruptExport...)
-	exp = append(exp, 0x03, 0x01)
-	want = append(want, 7, byte(len(exp)))
-	want = append(want, exp...)
-	body := append([]byte{byte(len(wantCode))}, wantCode...)
-	want = append(want, 10, byte(len(body)+1), 1)
-	want = append(want, body...)
+	want = append(want, sect(1, []byte{2, 0x60, 0, 0, 0x60, 0, 1, 0x7f})...)
+	imp := appendName(appendName([]byte{1}, pollModule), pollName)
+	want = append(want, sect(2, append(imp, 0x00, 0x01))...)
+	want = append(want, 3, 2, 1, 0)
+	want = append(want, sect(6, []byte{2, 0x7f, 0x00, 0x41, 0x07, 0x0b, 0x7f, 0x01, 0x41, 0x80, 0x80, 0x01, 0x0b})...)
+	want = append(want, sect(7, []byte{1, 1, 'f', 0x00, 0x01})...)
+	want = append(want, sect(10, append([]byte{1, byte(len(wantCode))}, wantCode...))...)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("instrument:\n got %x\nwant %x", got, want)
 	}
 }
 
+// renumberModule imports env.seven and defines add1 (i32 → i32) and run
+// (→ i32), which calls seven directly, add1 directly and through a table
+// filled by an active element segment, takes ref.func of add1, and loops
+// three times; a name section names all three functions and run's local.
+//
+//	run = add1(add1(seven())) + loop count (3) = 9 + 3 = 12
+func renumberModule() []byte {
+	m := []byte("\x00asm\x01\x00\x00\x00")
+	m = append(m, sect(1, []byte{2, 0x60, 0, 1, 0x7f, 0x60, 1, 0x7f, 1, 0x7f})...)
+	m = append(m, sect(2, append(appendName(appendName([]byte{1}, "env"), "seven"), 0x00, 0x00))...)
+	m = append(m, sect(3, []byte{2, 1, 0})...)          // add1: type 1, run: type 0
+	m = append(m, sect(4, []byte{1, 0x70, 0x00, 1})...) // table funcref min 1
+	m = append(m, sect(7, []byte{1, 3, 'r', 'u', 'n', 0x00, 2})...)
+	m = append(m, sect(9, []byte{1, 0x00, 0x41, 0x00, 0x0b, 1, 1})...) // table[0] = add1
+	add1 := []byte{0x00, 0x20, 0x00, 0x41, 0x01, 0x6a, 0x0b}
+	run := []byte{
+		0x01, 0x01, 0x7f, // one i32 local: the loop counter
+		0x10, 0x00, // call seven
+		0x10, 0x01, // call add1
+		0x41, 0x00, 0x11, 0x01, 0x00, // i32.const 0; call_indirect type 1 table 0
+		0xd2, 0x01, 0x1a, // ref.func add1; drop
+		0x03, 0x40, // loop
+		0x20, 0x00, 0x41, 0x01, 0x6a, 0x22, 0x00, // local.get 0; +1; local.tee 0
+		0x41, 0x03, 0x48, 0x0d, 0x00, // i32.const 3; i32.lt_s; br_if 0
+		0x0b,
+		0x20, 0x00, 0x6a, 0x0b, // + local 0
+	}
+	code := []byte{2, byte(len(add1))}
+	code = append(code, add1...)
+	code = append(append(code, byte(len(run))), run...)
+	m = append(m, sect(10, code)...)
+	// name section: function names (1) and local names (2).
+	fnames := []byte{3, 0}
+	fnames = appendName(fnames, "seven")
+	fnames = appendName(append(fnames, 1), "add1")
+	fnames = appendName(append(fnames, 2), "run")
+	lnames := appendName([]byte{1, 2, 1, 0}, "count")
+	names := appendName(nil, "name")
+	names = append(append(names, 1), appendU32(nil, uint32(len(fnames)))...)
+	names = append(names, fnames...)
+	names = append(append(names, 2), appendU32(nil, uint32(len(lnames)))...)
+	names = append(names, lnames...)
+	return append(m, sect(0, names)...)
+}
+
+func TestInstrumentRenumbersFunctions(t *testing.T) {
+	ctx := context.Background()
+	polls := 0
+	run := func(wasm []byte, withPoll bool) (uint64, string) {
+		t.Helper()
+		rt := wazero.NewRuntime(ctx)
+		defer rt.Close(ctx)
+		_, err := rt.NewHostModuleBuilder("env").NewFunctionBuilder().
+			WithGoFunction(api.GoFunc(func(_ context.Context, s []uint64) { s[0] = 7 }), nil, []api.ValueType{api.ValueTypeI32}).
+			Export("seven").Instantiate(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if withPoll {
+			_, err = rt.NewHostModuleBuilder(pollModule).NewFunctionBuilder().
+				WithGoFunction(api.GoFunc(func(_ context.Context, s []uint64) { polls++; s[0] = 0 }), nil, []api.ValueType{api.ValueTypeI32}).
+				Export(pollName).Instantiate(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		cm, err := rt.CompileModule(ctx, wasm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mod, err := rt.InstantiateModule(ctx, cm, wazero.NewModuleConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := mod.ExportedFunction("run").Call(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0], cm.ExportedFunctions()["run"].Name()
+	}
+	orig := renumberModule()
+	want, wantName := run(orig, false)
+	if want != 12 || wantName != "run" {
+		t.Fatalf("the test module returns %d (named %q), want 12 (run)", want, wantName)
+	}
+	iw, err := instrument(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, gotName := run(iw, true)
+	if got != want || gotName != wantName {
+		t.Fatalf("instrumented module returns %d named %q, want %d named %q", got, gotName, want, wantName)
+	}
+	if polls != 0 {
+		t.Fatalf("%d polls for 3 loop iterations, want none (one every %d)", polls, pollInterval)
+	}
+}
+
 func TestInstrumentRefuses(t *testing.T) {
+	pollImport := sect(2, append(appendName(appendName([]byte{1}, pollModule), pollName), 0x00, 0x00))
 	for _, tc := range []struct {
 		name string
 		wasm []byte
 	}{
 		{"SIMD opcode", tinyModule([]byte{0x00, 0xfd, 0x0c, 0x0b})},
-		{"start section", tinyModule([]byte{0x00, 0x0b}, 8, 1, 0)},
 		{"truncated body", tinyModule([]byte{0x00, 0x03})},
 		{"not wasm", []byte("hello, world")},
+		{"imports the poll module", append(append([]byte("\x00asm\x01\x00\x00\x00"), sect(1, []byte{1, 0x60, 0, 1, 0x7f})...), pollImport...)},
 	} {
 		if _, err := instrument(tc.wasm); !errors.Is(err, errNotInstrumentable) {
 			t.Errorf("%s: err = %v, want errNotInstrumentable", tc.name, err)
