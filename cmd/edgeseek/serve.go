@@ -22,6 +22,7 @@ import (
 	"github.com/edgeseek/edgeseek/model"
 	"github.com/edgeseek/edgeseek/model/checkpoint"
 	"github.com/edgeseek/edgeseek/playground"
+	"github.com/edgeseek/edgeseek/protocol"
 	"github.com/edgeseek/edgeseek/wasm/engram"
 )
 
@@ -58,7 +59,7 @@ type host struct {
 	ck   *checkpoint.Checkpoint
 	m    *model.Model
 	rt   *edgehost.Runtime
-	inst *edgehost.Instance
+	edge *abiedge.Edge
 	eng  *engine.Engine
 }
 
@@ -67,8 +68,8 @@ func (h *host) close() {
 	if h.eng != nil {
 		h.eng.Close()
 	}
-	if h.inst != nil {
-		h.inst.Close(ctx)
+	if h.edge != nil {
+		h.edge.Close()
 	}
 	if h.rt != nil {
 		h.rt.Close(ctx)
@@ -131,20 +132,38 @@ func startHost(f *hostFlags, log zerolog.Logger) (*host, error) {
 		h.close()
 		return nil, err
 	}
-	if h.inst, err = mod.Instantiate(ctx); err != nil {
-		h.close()
-		return nil, err
-	}
-	var edge engine.Edge
-	ae, err := abiedge.New(ctx, h.inst, tokJSON, 2*time.Minute)
+	// Every request gets its own instance, started from a snapshot of one
+	// that has loaded the tokenizer (edgehost.Template).
+	var info protocol.SessionInfo
+	tmpl, first, err := mod.NewTemplate(ctx, func(ctx context.Context, in *edgehost.Instance) (err error) {
+		info, err = abiedge.OpenSession(ctx, in, tokJSON, 2*time.Minute)
+		return err
+	})
 	if err != nil {
 		h.close()
 		return nil, fmt.Errorf("edge module: %w", err)
 	}
-	edge = ae
-	log.Info().Str("edge", orDefault(f.edge, "embedded")).Dur("start", time.Since(t0)).Msg("edge module ready")
+	first.Close(ctx)
+	spawn := func(ctx context.Context) (abiedge.Conn, error) {
+		in, err := tmpl.Instantiate(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return in, nil
+	}
+	if h.edge, err = abiedge.NewSpawning(ctx, spawn, info, 2*time.Minute); err != nil {
+		h.close()
+		return nil, fmt.Errorf("edge module: %w", err)
+	}
+	var edge engine.Edge = h.edge
+	t1 := time.Now()
+	if probe, err := spawn(ctx); err == nil {
+		probe.Close(ctx)
+	}
+	log.Info().Str("edge", orDefault(f.edge, "embedded")).Dur("start", time.Since(t0)).
+		Bool("snapshot", tmpl.Snapshotted()).Dur("instance", time.Since(t1)).Msg("edge module ready")
 	if cfg := h.m.Config; len(cfg.EngramLayers) > 0 {
-		if edge, err = withEngram(ae, cfg, tokJSON); err != nil {
+		if edge, err = withEngram(h.edge, cfg, tokJSON); err != nil {
 			h.close()
 			return nil, err
 		}
@@ -178,6 +197,20 @@ func withEngram(e engine.Edge, cfg checkpoint.Config, tokJSON []byte) (engine.Ed
 	}
 	return engramEdge{Edge: e, a: a}, nil
 }
+
+// NewSessionEdge implements engine.SessionEdges: the wrapped edge's
+// per-request instances (the engine computes Engram rows with e itself).
+func (e engramEdge) NewSessionEdge(ctx context.Context) (engine.SessionEdge, error) {
+	if se, ok := e.Edge.(engine.SessionEdges); ok {
+		return se.NewSessionEdge(ctx)
+	}
+	return sharedEdge{e.Edge}, nil
+}
+
+// sharedEdge is a request's view of an edge with no instances to give.
+type sharedEdge struct{ engine.Edge }
+
+func (sharedEdge) Close() {}
 
 // EngramRows implements engine.EngramEdge.
 func (e engramEdge) EngramRows(tokens []int, from int) ([][][]int64, error) {

@@ -189,6 +189,9 @@ type Module struct {
 	// interruptible: the module was instrumented (see instrument) and
 	// polls the host for its deadline.
 	interruptible bool
+	// globals are the export names of the module's mutable globals
+	// (instrumented modules only), for snapshots.
+	globals []string
 }
 
 // Compile validates and compiles a module; name identifies it in errors.
@@ -201,16 +204,17 @@ type Module struct {
 // wazero's CloseOnContextDone, which makes loops several times slower.
 func (r *Runtime) Compile(ctx context.Context, name string, wasm []byte) (*Module, error) {
 	rt, interruptible := r.safe, false
+	var globals []string
 	if r.instrument {
-		if iw, err := instrument(wasm); err == nil {
-			rt, wasm, interruptible = r.rt, iw, true
+		if iw, g, err := instrumentModule(wasm); err == nil {
+			rt, wasm, interruptible, globals = r.rt, iw, true, g
 		}
 	}
 	cm, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("edgehost: compile %s: %w", name, err)
 	}
-	m := &Module{r: r, rt: rt, name: name, compiled: cm, interruptible: interruptible}
+	m := &Module{r: r, rt: rt, name: name, compiled: cm, interruptible: interruptible, globals: globals}
 	if err := m.check(); err != nil {
 		cm.Close(ctx)
 		return nil, err

@@ -54,16 +54,23 @@ func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 	for _, fn := range m.fns {
 		in.fns[fn] = mod.ExportedFunction(fn)
 	}
-	res, err := mod.ExportedFunction("edge_abi_version").Call(ctx)
-	if err != nil {
+	if err := in.checkVersion(ctx); err != nil {
 		mod.Close(ctx)
-		return nil, fmt.Errorf("edgehost: %s: edge_abi_version: %w", m.name, classify(ctx, err, stderr, m.r.initTimeout))
-	}
-	if v := uint32(res[0]); v != protocol.ABIVersion {
-		mod.Close(ctx)
-		return nil, fmt.Errorf("edgehost: %s speaks ABI version %d, the host %d: %w", m.name, v, protocol.ABIVersion, ErrABI)
+		return nil, err
 	}
 	return in, nil
+}
+
+// checkVersion calls edge_abi_version and compares it with the host's.
+func (in *Instance) checkVersion(ctx context.Context) error {
+	res, err := in.mod.ExportedFunction("edge_abi_version").Call(ctx)
+	if err != nil {
+		return fmt.Errorf("edgehost: %s: edge_abi_version: %w", in.m.name, classify(ctx, err, in.stderr, in.m.r.initTimeout))
+	}
+	if v := uint32(res[0]); v != protocol.ABIVersion {
+		return fmt.Errorf("edgehost: %s speaks ABI version %d, the host %d: %w", in.m.name, v, protocol.ABIVersion, ErrABI)
+	}
+	return nil
 }
 
 // Module returns the module the instance runs.

@@ -47,6 +47,13 @@ const (
 	pollInterval = 1 << 14
 )
 
+// globalExportPrefix starts the names under which instrument exports the
+// module's mutable globals, so that an instance can be snapshotted and
+// restored (see Snapshot).
+const globalExportPrefix = "edgeseek_global_"
+
+func globalExportName(idx uint32) string { return fmt.Sprintf("%s%d", globalExportPrefix, idx) }
+
 // errNotInstrumentable is wrapped by instrument's errors.
 var errNotInstrumentable = errors.New("module cannot be instrumented")
 
@@ -204,8 +211,15 @@ func (m funcMap) of(f uint32) uint32 {
 // instrument returns a copy of the module wasm that imports
 // pollModule.pollName and polls it from every loop header (see above).
 func instrument(wasm []byte) ([]byte, error) {
+	out, _, err := instrumentModule(wasm)
+	return out, err
+}
+
+// instrumentModule is instrument that also returns the names under which
+// the module's mutable globals are exported.
+func instrumentModule(wasm []byte) ([]byte, []string, error) {
 	if len(wasm) < 8 || !bytes.Equal(wasm[:8], []byte("\x00asm\x01\x00\x00\x00")) {
-		return nil, fmt.Errorf("%w: not a version 1 module", errNotInstrumentable)
+		return nil, nil, fmt.Errorf("%w: not a version 1 module", errNotInstrumentable)
 	}
 	r := &wreader{b: wasm, off: 8}
 	var secs []section
@@ -219,9 +233,10 @@ func instrument(wasm []byte) ([]byte, error) {
 		}
 	}
 	if r.err != nil {
-		return nil, r.err
+		return nil, nil, r.err
 	}
 	var types, funcImports, globalImports, globals uint32
+	var mutable []uint32 // the module's own mutable globals
 	for _, s := range secs {
 		sr := &wreader{b: s.data}
 		switch s.id {
@@ -230,18 +245,36 @@ func instrument(wasm []byte) ([]byte, error) {
 		case secImport:
 			f, g, err := countImports(s.data)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			funcImports, globalImports = f, g
-		case secGlobal:
-			globals = sr.u32()
+		case secExport:
+			if bytes.Contains(s.data, []byte(globalExportPrefix)) {
+				return nil, nil, fmt.Errorf("%w: it exports a name starting with %s", errNotInstrumentable, globalExportPrefix)
+			}
 		}
 		if sr.err != nil {
-			return nil, sr.err
+			return nil, nil, sr.err
+		}
+	}
+	for _, s := range secs {
+		if s.id == secGlobal {
+			var err error
+			if globals, mutable, err = mutableGlobals(s.data, globalImports); err != nil {
+				return nil, nil, err
+			}
 		}
 	}
 	fm := funcMap{at: funcImports}
 	counter := globalImports + globals
+	// Exports of the mutable globals, for snapshots (see Snapshot).
+	var newExports [][]byte
+	var globalNames []string
+	for _, g := range mutable {
+		globalNames = append(globalNames, globalExportName(g))
+		e := appendName(nil, globalExportName(g))
+		newExports = append(newExports, appendU32(append(e, 0x03), g))
+	}
 	// The new type () → i32, the poll import and the counter global.
 	newType := []byte{0x60, 0x00, 0x01, 0x7f}
 	newImport := appendName(appendName(nil, pollModule), pollName)
@@ -250,6 +283,9 @@ func instrument(wasm []byte) ([]byte, error) {
 	newGlobal := appendS32([]byte{0x7f, 0x01, 0x41}, pollInterval)
 	newGlobal = append(newGlobal, 0x0b)
 	added := []section{{secType, newType}, {secImport, newImport}, {secGlobal, newGlobal}}
+	if len(newExports) > 0 {
+		added = append(added, section{secExport, nil})
+	}
 	done := map[byte]bool{}
 
 	out := append([]byte(nil), wasm[:8]...)
@@ -263,7 +299,11 @@ func instrument(wasm []byte) ([]byte, error) {
 	emitMissing := func(order int) {
 		for _, a := range added {
 			if !done[a.id] && sectionOrder(a.id) < order {
-				emit(a.id, append([]byte{1}, a.data...))
+				if a.id == secExport {
+					emit(a.id, bytes.Join(append([][]byte{appendU32(nil, uint32(len(newExports)))}, newExports...), nil))
+				} else {
+					emit(a.id, append([]byte{1}, a.data...))
+				}
 				done[a.id] = true
 			}
 		}
@@ -284,7 +324,7 @@ func instrument(wasm []byte) ([]byte, error) {
 				data, err = appendToVec(data, newGlobal)
 			}
 		case secExport:
-			data, err = remapExports(s.data, fm)
+			data, err = remapExports(s.data, fm, newExports)
 		case secStart:
 			sr := &wreader{b: s.data}
 			data = appendU32(nil, fm.of(sr.u32()))
@@ -299,9 +339,9 @@ func instrument(wasm []byte) ([]byte, error) {
 			data = s.data
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if s.id == secType || s.id == secImport || s.id == secGlobal {
+		if s.id == secType || s.id == secImport || s.id == secGlobal || s.id == secExport {
 			done[s.id] = true
 		}
 		if data != nil {
@@ -309,7 +349,7 @@ func instrument(wasm []byte) ([]byte, error) {
 		}
 	}
 	emitMissing(1 << 30)
-	return out, nil
+	return out, globalNames, nil
 }
 
 // countImports returns how many functions and globals the import section
@@ -390,11 +430,26 @@ func remapGlobals(b []byte, fm funcMap) ([]byte, error) {
 	return out, r.err
 }
 
-// remapExports renumbers exported functions.
-func remapExports(b []byte, fm funcMap) ([]byte, error) {
+// mutableGlobals returns how many globals the global section defines and
+// the indices of the mutable ones (imported globals come first).
+func mutableGlobals(b []byte, imported uint32) (n uint32, mutable []uint32, err error) {
+	r := &wreader{b: b}
+	n = r.u32()
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		r.byte() // valtype
+		if r.byte() == 0x01 {
+			mutable = append(mutable, imported+i)
+		}
+		remapConstExpr(r, nil, funcMap{})
+	}
+	return n, mutable, r.err
+}
+
+// remapExports renumbers exported functions and appends extra exports.
+func remapExports(b []byte, fm funcMap, extra [][]byte) ([]byte, error) {
 	r := &wreader{b: b}
 	n := r.u32()
-	out := appendU32(nil, n)
+	out := appendU32(nil, n+uint32(len(extra)))
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		nm := r.name()
 		kind := r.byte()
@@ -407,6 +462,9 @@ func remapExports(b []byte, fm funcMap) ([]byte, error) {
 	}
 	if r.err == nil && r.off != len(b) {
 		r.fail("%d trailing bytes in the export section", len(b)-r.off)
+	}
+	for _, e := range extra {
+		out = append(out, e...)
 	}
 	return out, r.err
 }

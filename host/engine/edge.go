@@ -1,5 +1,7 @@
 package engine
 
+import "context"
+
 // The edge is the part of EdgeSeek that turns text into tokens and logits
 // into tokens: tokenizer, chat encoding, stream detokenizer and sampler. In
 // production it runs as a WebAssembly module inside wazero (host/edgehost);
@@ -81,6 +83,21 @@ type Edge interface {
 	NewDetok() Detok
 	// NewSampler validates p and returns a sampler for one request.
 	NewSampler(p SamplerParams) (Sampler, error)
+}
+
+// SessionEdges is implemented by edges that can give every request its own
+// module instance (abiedge on an edgehost.Template): a module that fails
+// then ends that request only, and the requests of one round sample in
+// parallel. The engine asks for one per hosted request.
+type SessionEdges interface {
+	NewSessionEdge(ctx context.Context) (SessionEdge, error)
+}
+
+// SessionEdge is one request's edge; the engine closes it when the request
+// ends, which frees everything the request created in it.
+type SessionEdge interface {
+	Edge
+	Close()
 }
 
 // EngramEdge is implemented by edges that compute V4.1 Engram table rows.

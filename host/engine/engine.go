@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -256,9 +257,16 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Stream, error) {
 			NeedBytes: need, BudgetBytes: e.cfg.CacheBudget}
 	}
 	t0 := time.Now()
-	smp, err := e.edge.NewSampler(req.Sampling)
+	edge, own, err := e.sessionEdge(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	smp, err := edge.NewSampler(req.Sampling)
 	e.stats.edge.observe(time.Since(t0))
 	if err != nil {
+		if own != nil {
+			own.Close()
+		}
 		return nil, fmt.Errorf("engine: sampler: %w", err)
 	}
 	id := req.ID
@@ -275,24 +283,47 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Stream, error) {
 	out := make(chan Event, e.cfg.EventBuffer)
 	s := &session{id: id, ctx: ctx, req: req, maxTokens: maxTok, reserve: need,
 		tokens: append(make([]int, 0, n+min(maxTok, 1024)), req.Prompt...), promptLen: n,
-		sampler: smp, detok: e.edge.NewDetok(), stop: newStopMatcher(req.Stop), stopTokens: stops,
+		sampler: smp, detok: edge.NewDetok(), ownEdge: own, stop: newStopMatcher(req.Stop), stopTokens: stops,
 		out: out, submitted: time.Now()}
+	closeOwn := func() {
+		if own != nil {
+			own.Close()
+		}
+	}
 	if e.queued.Add(1) > int64(e.cfg.MaxQueue) {
 		e.queued.Add(-1)
 		e.stats.refused.Add(1)
+		closeOwn()
 		return nil, ErrBusy
 	}
 	select {
 	case e.submit <- s:
 	case <-ctx.Done():
 		e.queued.Add(-1)
+		closeOwn()
 		return nil, fmt.Errorf("engine: submit: %w", ctx.Err())
 	case <-e.quit:
 		e.queued.Add(-1)
+		closeOwn()
 		return nil, ErrClosed
 	}
 	e.stats.requests.Add(1)
 	return &Stream{ID: id, Events: out, PromptTokens: n, MaxTokens: maxTok}, nil
+}
+
+// sessionEdge returns the edge a hosted request samples and detokenizes
+// with: an instance of its own (own, closed when the request ends) when the
+// engine's edge gives them out, else the shared edge.
+func (e *Engine) sessionEdge(ctx context.Context) (edge Edge, own SessionEdge, err error) {
+	se, ok := e.edge.(SessionEdges)
+	if !ok {
+		return e.edge, nil, nil
+	}
+	own, err = se.NewSessionEdge(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("edge instance: %w", err)
+	}
+	return own, own, nil
 }
 
 // session is one request inside the scheduler.
@@ -309,6 +340,8 @@ type session struct {
 	seq        Sequence
 	sampler    Sampler
 	detok      Detok
+	ownEdge    SessionEdge // the request's own edge instance, or nil
+	pick       *picked     // this round's sample, taken in parallel (sampleAll)
 	stop       *stopMatcher
 	stopTokens map[int]bool
 	generated  int
@@ -525,6 +558,7 @@ func (e *Engine) round() bool {
 		for _, it := range batch {
 			total += len(it.tokens)
 		}
+		e.sampleAll(batch, logits, errs)
 		for i, it := range batch {
 			// The pass's time is shared among its items by tokens, so the
 			// prefill and decode totals add up to the forward time.
@@ -624,13 +658,17 @@ func (e *Engine) afterStep(w work, logits []float32, err error, dt time.Duration
 		e.finish(s, &Result{Finish: FinishError, Err: fmt.Errorf("runner returned %d logits for a vocabulary of %d", len(logits), e.vocab)}, "")
 		return
 	}
-	t1 := time.Now()
-	ch, err := s.sampler.Sample(logits, s.tokens)
-	if err != nil {
-		e.stats.edge.observe(time.Since(t1))
-		e.finish(s, &Result{Finish: FinishError, Err: fmt.Errorf("sample: %w", err)}, "")
+	p := s.pick
+	s.pick = nil
+	if p == nil {
+		p = pickToken(s, logits)
+	}
+	e.stats.edge.observe(p.dur)
+	if p.err != nil {
+		e.finish(s, &Result{Finish: FinishError, Err: fmt.Errorf("sample: %w", p.err)}, "")
 		return
 	}
+	ch := p.ch
 	if s.generated == 0 {
 		s.firstToken = time.Now()
 	}
@@ -642,18 +680,15 @@ func (e *Engine) afterStep(w work, logits []float32, err error, dt time.Duration
 	if s.stopTokens[ch.ID] {
 		finish = FinishStop
 	} else {
-		piece, err := s.detok.Push(ch.ID)
-		if err != nil {
-			e.stats.edge.observe(time.Since(t1))
-			e.finish(s, &Result{Finish: FinishError, Err: fmt.Errorf("detokenize: %w", err)}, "")
+		if p.detokErr != nil {
+			e.finish(s, &Result{Finish: FinishError, Err: fmt.Errorf("detokenize: %w", p.detokErr)}, "")
 			return
 		}
-		text, stopSeq = s.stop.push(piece)
+		text, stopSeq = s.stop.push(p.piece)
 		if stopSeq != "" {
 			finish = FinishStop
 		}
 	}
-	e.stats.edge.observe(time.Since(t1))
 	if finish == "" && (s.generated >= s.maxTokens || len(s.tokens) >= e.ctxLimit) {
 		finish = FinishLength
 	}
@@ -666,6 +701,62 @@ func (e *Engine) afterStep(w work, logits []float32, err error, dt time.Duration
 		}
 		e.finish(s, &Result{Finish: finish, StopSequence: stopSeq}, tail)
 	}
+}
+
+// picked is a hosted session's token of one round and its text.
+type picked struct {
+	ch       Choice
+	err      error // sampling failed
+	piece    string
+	detokErr error
+	dur      time.Duration // edge time
+}
+
+// pickToken samples s's next token from logits and detokenizes it (unless
+// it is a stop token). It touches only s's sampler and detokenizer, so
+// different sessions' picks may run concurrently.
+func pickToken(s *session, logits []float32) *picked {
+	t := time.Now()
+	p := &picked{}
+	p.ch, p.err = s.sampler.Sample(logits, s.tokens)
+	if p.err == nil && !s.stopTokens[p.ch.ID] {
+		p.piece, p.detokErr = s.detok.Push(p.ch.ID)
+	}
+	p.dur = time.Since(t)
+	return p
+}
+
+// sampleAll picks the tokens of the round's hosted sessions that sample
+// now, in parallel (at most GOMAXPROCS at once), leaving each in s.pick for
+// afterStep. Sessions whose edge instances are their own (SessionEdges)
+// really run at the same time; on a shared edge the calls take turns.
+func (e *Engine) sampleAll(batch []work, logits [][]float32, errs []error) {
+	var jobs []int
+	for i, it := range batch {
+		s := it.s
+		if !s.raw && errs[i] == nil && s.fed+len(it.tokens) >= s.promptLen && len(logits[i]) == e.vocab {
+			jobs = append(jobs, i)
+		}
+	}
+	if len(jobs) < 2 {
+		return
+	}
+	workers := min(len(jobs), runtime.GOMAXPROCS(0))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				j := int(next.Add(1)) - 1
+				if j >= len(jobs) {
+					return
+				}
+				i := jobs[j]
+				batch[i].s.pick = pickToken(batch[i].s, logits[i])
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // finish ends a session: frees or keeps its cache, sends the final event
@@ -723,6 +814,9 @@ func (e *Engine) finish(s *session, res *Result, tail string) {
 		if r, ok := x.(interface{ Release() }); ok {
 			r.Release()
 		}
+	}
+	if s.ownEdge != nil {
+		s.ownEdge.Close()
 	}
 	out := s.out
 	s.out = nil

@@ -7,11 +7,13 @@ package abiedge
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
 	"time"
 
+	"github.com/edgeseek/edgeseek/host/edgehost"
 	"github.com/edgeseek/edgeseek/host/engine"
 	"github.com/edgeseek/edgeseek/protocol"
 )
@@ -22,14 +24,35 @@ type Invoker interface {
 	Invoke(ctx context.Context, fn string, req, rep any) error
 }
 
+// Conn is a module instance the Edge owns: an Invoker it closes when done.
+// *edgehost.Instance and *edgehost.Chain implement it.
+type Conn interface {
+	Invoker
+	Close(ctx context.Context) error
+}
+
+// Spawn starts a new prepared module instance: one in which the tokenizer
+// session of the template (OpenSession) is already open under the same
+// handle. edgehost.Template.Instantiate is the usual one.
+type Spawn func(ctx context.Context) (Conn, error)
+
 // Edge is an engine.Edge backed by one edge module session.
+//
+// An Edge made by NewSpawning gives each request its own module instance
+// (engine.SessionEdges), so a module that traps or runs out of memory ends
+// that request only, and requests sample in parallel; its own instance,
+// used for tokenizing prompts, is replaced by a fresh one after a failure.
 type Edge struct {
-	inv     Invoker
 	timeout time.Duration
-	mu      sync.Mutex // one call at a time into the instance
 	session protocol.Handle
 	vocab   int
-	texts   sync.Map // token id → raw text
+	texts   *sync.Map // token id → raw text, shared by an Edge and its sessions
+	spawn   Spawn     // nil: one instance for everything
+
+	mu     sync.Mutex // one call at a time into the instance
+	inv    Invoker
+	conn   Conn // inv when the Edge owns it
+	broken bool // conn failed: spawn a new one before the next call
 }
 
 // New opens a tokenizer session (edge_session_new) in the module behind
@@ -38,13 +61,73 @@ func New(ctx context.Context, inv Invoker, tokenizerJSON []byte, timeout time.Du
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	e := &Edge{inv: inv, timeout: timeout}
-	var info protocol.SessionInfo
-	if err := e.call(ctx, protocol.FnSessionNew, &protocol.SessionNew{Tokenizer: tokenizerJSON}, &info); err != nil {
+	info, err := OpenSession(ctx, inv, tokenizerJSON, timeout)
+	if err != nil {
 		return nil, err
 	}
-	e.session, e.vocab = info.Handle, int(info.Vocab)
-	return e, nil
+	return &Edge{inv: inv, timeout: timeout, session: info.Handle, vocab: int(info.Vocab), texts: &sync.Map{}}, nil
+}
+
+// OpenSession opens a tokenizer session (edge_session_new) in the module
+// behind inv: the setup of an edgehost.Template whose instances NewSpawning
+// uses. timeout bounds the call (0: 10 s).
+func OpenSession(ctx context.Context, inv Invoker, tokenizerJSON []byte, timeout time.Duration) (protocol.SessionInfo, error) {
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var info protocol.SessionInfo
+	if err := inv.Invoke(ctx, protocol.FnSessionNew, &protocol.SessionNew{Tokenizer: tokenizerJSON}, &info); err != nil {
+		return info, fmt.Errorf("edge %s: %w", protocol.FnSessionNew, err)
+	}
+	return info, nil
+}
+
+// NewSpawning returns an Edge whose instances come from spawn, each holding
+// the tokenizer session info (see OpenSession). timeout bounds each call
+// (0: 10 s).
+func NewSpawning(ctx context.Context, spawn Spawn, info protocol.SessionInfo, timeout time.Duration) (*Edge, error) {
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	conn, err := spawn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("edge instance: %w", err)
+	}
+	return &Edge{inv: conn, conn: conn, spawn: spawn, timeout: timeout, session: info.Handle, vocab: int(info.Vocab), texts: &sync.Map{}}, nil
+}
+
+// NewSessionEdge implements engine.SessionEdges: an Edge on a new instance
+// of its own, for one request, closed by Close. An Edge made by New has no
+// instances to give and returns a view of itself whose Close does nothing.
+func (e *Edge) NewSessionEdge(ctx context.Context) (engine.SessionEdge, error) {
+	if e.spawn == nil {
+		return sharedSession{e}, nil
+	}
+	conn, err := e.spawn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("edge instance: %w", err)
+	}
+	return &Edge{inv: conn, conn: conn, timeout: e.timeout, session: e.session, vocab: e.vocab, texts: e.texts}, nil
+}
+
+// sharedSession is a request's view of an Edge with a single instance.
+type sharedSession struct{ *Edge }
+
+func (sharedSession) Close() {}
+
+// Close closes the instance the Edge owns, if any.
+func (e *Edge) Close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.conn != nil {
+		e.conn.Close(context.Background())
+		e.conn, e.inv, e.broken = nil, nil, true
+	}
 }
 
 // Vocab is the tokenizer's vocabulary size.
@@ -58,11 +141,27 @@ func (e *Edge) call(ctx context.Context, fn string, req, rep any) error {
 	defer cancel()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.broken {
+		if e.spawn == nil {
+			return fmt.Errorf("edge %s: %w", fn, errClosed)
+		}
+		conn, err := e.spawn(ctx)
+		if err != nil {
+			return fmt.Errorf("edge %s: new instance: %w", fn, err)
+		}
+		e.inv, e.conn, e.broken = conn, conn, false
+	}
 	if err := e.inv.Invoke(ctx, fn, req, rep); err != nil {
+		if e.spawn != nil && errors.Is(err, edgehost.ErrModuleFailed) {
+			e.conn.Close(context.Background())
+			e.broken = true
+		}
 		return fmt.Errorf("edge %s: %w", fn, err)
 	}
 	return nil
 }
+
+var errClosed = errors.New("edge instance closed")
 
 func ints(ids []int32) []int {
 	out := make([]int, len(ids))

@@ -2,7 +2,6 @@ package abiedge_test
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -106,10 +105,10 @@ func TestABIEdgeMatchesNativeSampler(t *testing.T) {
 	}
 }
 
+// TestABIEdgeInWazero runs the engine on the embedded Go edge in wazero,
+// through one instance and through per-request instances started from a
+// template's snapshot, and compares with the native edge.
 func TestABIEdgeInWazero(t *testing.T) {
-	if os.Getenv("EDGESEEK_WAZERO_TEST") == "" {
-		t.Skip("set EDGESEEK_WAZERO_TEST=1 to compile the embedded edge module (slow) and run the engine on it")
-	}
 	ctx := context.Background()
 	rt, err := edgehost.New(ctx, edgehost.Config{})
 	if err != nil {
@@ -135,7 +134,39 @@ func TestABIEdgeInWazero(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a, b := generate(t, ed), generate(t, nat); a != b {
-		t.Fatalf("wazero edge %q, native %q", a, b)
+	want := generate(t, nat)
+	if got := generate(t, ed); got != want {
+		t.Fatalf("wazero edge %q, native %q", got, want)
+	}
+	var info protocol.SessionInfo
+	tmpl, first, err := mod.NewTemplate(ctx, func(ctx context.Context, in *edgehost.Instance) (err error) {
+		info, err = abiedge.OpenSession(ctx, in, testTokenizer(t), 0)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close(ctx)
+	if !tmpl.Snapshotted() {
+		t.Fatal("the Go edge's template does not snapshot")
+	}
+	spawned := 0
+	sp, err := abiedge.NewSpawning(ctx, func(ctx context.Context) (abiedge.Conn, error) {
+		spawned++
+		in, err := tmpl.Instantiate(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return in, nil
+	}, info, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	if got := generate(t, sp); got != want {
+		t.Fatalf("per-request wazero instances %q, native %q", got, want)
+	}
+	if spawned != 2 {
+		t.Fatalf("%d instances spawned, want 2 (the edge's own and the request's)", spawned)
 	}
 }
