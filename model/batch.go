@@ -9,13 +9,14 @@ import "fmt"
 // top-k indices and candidate mask published by the most recent index source:
 // per-call values, not part of the persistent State.
 type batch struct {
-	R      int         // rows: the tokens of all sequences
-	spans  []span      // one per sequence, in call order
-	tokens []int       // [R] token ids
-	pos    []int       // [R] position of each row in its sequence
-	engram [][][]int64 // [Engram layer][R] table rows (V4.1)
-	topk   [][]int     // [R]
-	cand   [][]bool    // [R]
+	R      int          // rows: the tokens of all sequences
+	spans  []span       // one per sequence, in call order
+	tokens []int        // [R] token ids
+	pos    []int        // [R] position of each row in its sequence
+	engram [][][]int64  // [Engram layer][R] table rows (V4.1)
+	fetch  *engramFetch // their gathered values, prefetched from the start of the call
+	topk   [][]int      // [R]
+	cand   [][]bool     // [R]
 }
 
 // span is one sequence's share of a batch: rows [r0, r0+T), at positions
@@ -28,7 +29,9 @@ type span struct {
 }
 
 // newBatch checks every input before anything runs, so that a rejected call
-// leaves all states untouched, and lays the sequences' rows end to end.
+// leaves all states untouched, and lays the sequences' rows end to end. On
+// success it has started the Engram fetch (engram_prefetch.go), which the
+// caller must join (b.fetch.join) before it returns.
 func (m *Model) newBatch(sts []*State, ins []Input, opts []Options) (*batch, error) {
 	cfg := m.Config
 	if len(sts) == 0 || len(ins) != len(sts) || (opts != nil && len(opts) != len(sts)) {
@@ -106,5 +109,9 @@ func (m *Model) newBatch(sts []*State, ins []Input, opts []Options) (*batch, err
 		}
 	}
 	b.topk, b.cand = make([][]int, b.R), make([][]bool, b.R)
+	// Every input is checked: start reading the Engram tables now, beside
+	// the layers that come before the first Engram layer. The caller joins
+	// the fetch before it returns.
+	b.fetch = m.startEngramFetch(eng, b.engram)
 	return b, nil
 }

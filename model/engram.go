@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
 
 	"github.com/edgeseek/edgeseek/kernels"
 	"github.com/edgeseek/edgeseek/model/checkpoint"
@@ -85,6 +86,7 @@ func loadEngram(w Weights, p string, cfg checkpoint.Config, l int) (*Engram, err
 	for i := range e.QK {
 		e.QK[i] = q[i] * k[i]
 	}
+	e.adviseRandom() // rows are read one at a time, at random (engram_prefetch_linux.go)
 	return e, nil
 }
 
@@ -97,12 +99,17 @@ func (e *Engram) Row(dst []float32, r int64) {
 	}
 }
 
-// apply adds the Engram memory to the streams of T tokens. rows[t] holds the
-// Cols table rows of token t for this layer.
-func (m *Model) engram(e *Engram, X []float32, rows [][]int64, T int) error {
-	n, D := m.Config.HCMult, m.Config.Dim
-	emb := make([]float32, T*e.Cols*e.HeadDim)
-	for t := 0; t < T; t++ {
+// gather dequantizes the table rows of len(rows) tokens into dst
+// [tokens, Cols, HeadDim]: rows[t] holds the Cols table rows of token t. It
+// checks every row before reading the table (newBatch has already refused
+// bad rows with a clearer message; this guards the table against a bug).
+// When stop is non-nil it is polled between tokens, and gather gives up with
+// errFetchStopped once it is set.
+func (e *Engram) gather(dst []float32, rows [][]int64, stop *atomic.Bool) error {
+	for t := range rows {
+		if stop != nil && stop.Load() {
+			return errFetchStopped
+		}
 		if len(rows[t]) != e.Cols {
 			return fmt.Errorf("engram: token %d has %d rows, want %d", t, len(rows[t]), e.Cols)
 		}
@@ -110,8 +117,23 @@ func (m *Model) engram(e *Engram, X []float32, rows [][]int64, T int) error {
 			if r < 0 || r >= int64(e.Rows) {
 				return fmt.Errorf("engram: token %d row %d out of range [0,%d)", t, r, e.Rows)
 			}
-			e.Row(emb[(t*e.Cols+c)*e.HeadDim:(t*e.Cols+c+1)*e.HeadDim], r)
+			e.Row(dst[(t*e.Cols+c)*e.HeadDim:(t*e.Cols+c+1)*e.HeadDim], r)
 		}
+	}
+	return nil
+}
+
+// engram adds the Engram memory of the i-th Engram layer, e, to the streams
+// of the batch's rows. The layer's table rows come gathered and dequantized
+// from the batch's fetch: prefetched since the start of the call, or read
+// now when prefetch is off (engram_prefetch.go); both run gather, so the
+// values are the same bits.
+func (m *Model) engram(e *Engram, X []float32, b *batch, i int) error {
+	n, D := m.Config.HCMult, m.Config.Dim
+	T := b.R
+	emb, err := b.fetch.layer(i)
+	if err != nil {
+		return err
 	}
 	kv := m.linear(e.Wkv, emb, T)
 	sq := float32(1 / math.Sqrt(float64(D)))

@@ -71,6 +71,7 @@ func (m *Model) ForwardBatch(sts []*State, ins []Input, opts []Options) ([][]flo
 	if err != nil {
 		return nil, err
 	}
+	defer b.fetch.join() // the Engram rows newBatch started fetching
 	cfg := m.Config
 	R := b.R
 	n, D := cfg.HCMult, cfg.Dim
@@ -95,7 +96,7 @@ func (m *Model) ForwardBatch(sts []*State, ins []Input, opts []Options) ([][]flo
 	engramIdx := 0
 	for _, ly := range m.layers {
 		if ly.Engram != nil {
-			if err := m.engram(ly.Engram, X, b.engram[engramIdx], R); err != nil {
+			if err := m.engram(ly.Engram, X, b, engramIdx); err != nil {
 				// newBatch checked the rows; this would be a bug.
 				return nil, fmt.Errorf("layer %d: %w", ly.Index, err)
 			}

@@ -52,6 +52,8 @@ type Model struct {
 	mtp    []*MTP // V4 multi-token prediction blocks (loaded and checked, not run)
 
 	ropeMain, ropeCompress *RopeTable
+
+	engramSync bool // Engram rows read when their layer runs, not prefetched
 }
 
 // Layer is one decoder block's weights.
@@ -71,7 +73,8 @@ type Layer struct {
 type LoadOption func(*loadOptions)
 
 type loadOptions struct {
-	progress func(done, total int)
+	progress   func(done, total int)
+	engramSync bool
 }
 
 // WithProgress reports loading progress in layers (done of total).
@@ -85,7 +88,7 @@ func Load(cfg checkpoint.Config, w Weights, be kernels.Backend, num Numerics, op
 	for _, o := range opts {
 		o(&lo)
 	}
-	m := &Model{Config: cfg, Numerics: num, be: be}
+	m := &Model{Config: cfg, Numerics: num, be: be, engramSync: lo.engramSync}
 	D, V := cfg.Dim, cfg.VocabSize
 	var err error
 	if m.embed, err = w.Matrix("embed", V, D); err != nil {
