@@ -22,6 +22,7 @@ import (
 	"github.com/edgeseek/edgeseek/kernels/bench"
 	"github.com/edgeseek/edgeseek/protocol"
 	"github.com/edgeseek/edgeseek/wasm/edge"
+	"github.com/edgeseek/edgeseek/wasm/sampler"
 )
 
 // benchEdge implements `edgeseek bench edge [--json] [--tokenizer FILE]`:
@@ -176,6 +177,30 @@ func benchEdge(args []string) error {
 	add(bench.Result{Name: "edge.session_new.native", Shape: tokShape, Value: ms(sessBest[0]), Unit: "ms"})
 	add(bench.Result{Name: "edge.session_new.wazero", Shape: tokShape, Value: ms(sessBest[1]), Unit: "ms", Baseline: ms(sessBest[0]), BaselineName: "native", Note: "ratio: times slower than native"})
 
+	// A session's own instance started from a template's snapshot (what the
+	// host does per request) instead of loading tokenizer.json again.
+	tmpl, first, err := mod.NewTemplate(ctx, func(ctx context.Context, in *edgehost.Instance) error {
+		return in.Invoke(ctx, protocol.FnSessionNew, &protocol.SessionNew{Tokenizer: tj}, &protocol.SessionInfo{})
+	})
+	if err != nil {
+		return fmt.Errorf("bench edge: template: %w", err)
+	}
+	first.Close(ctx)
+	if tmpl.Snapshotted() {
+		best := time.Duration(-1)
+		for range *rounds {
+			t0 := time.Now()
+			si, err := tmpl.Instantiate(ctx)
+			if err != nil {
+				return fmt.Errorf("bench edge: instance from snapshot: %w", err)
+			}
+			best = minDur(best, time.Since(t0))
+			si.Close(ctx)
+		}
+		add(bench.Result{Name: "edge.session_instance.snapshot", Shape: tokShape, Value: ms(best), Unit: "ms", Baseline: ms(sessBest[1]), BaselineName: "session_new in wazero",
+			Note: "per request: a fresh instance restored from a snapshot taken after session_new (wall time)"})
+	}
+
 	// Tokenizer throughput.
 	hf, hfNote := hfTokenizerMBps(*tokPath)
 	corpusShape := fmt.Sprintf("%s, %d files, %d bytes", *corpusDir, len(texts), total)
@@ -209,43 +234,53 @@ func benchEdge(args []string) error {
 		notes = append(notes, hfNote)
 	}
 
-	// One top-p sampling step.
+	// One top-p sampling step, on random logits (every token has weight)
+	// and on a model-like distribution (a few hundred plausible tokens, a
+	// long tail far below: sampler.PeakedLogits).
 	const vocab = 129280
 	rng := rand.New(rand.NewPCG(5, 5))
-	logits := make([]float32, vocab)
-	for i := range logits {
-		logits[i] = float32(rng.NormFloat64() * 3)
+	random := make([]float32, vocab)
+	for i := range random {
+		random[i] = float32(rng.NormFloat64() * 3)
 	}
-	f32 := edge.EncodeF32(logits)
 	params := &protocol.SamplerNew{Params: protocol.SamplingParams{Temperature: 0.8, TopP: 0.95, Seed: 1}}
-	var stepUS [2]float64
-	for i, call := range []func(string, any, any) error{callNative, callWasm} {
-		var h protocol.HandleReply
-		if err := call(protocol.FnSamplerNew, params, &h); err != nil {
-			return fmt.Errorf("bench edge: sampler_new: %w", err)
-		}
-		const steps = 20
-		best := time.Duration(-1)
-		for range *rounds {
-			var err error
-			d := cpuTime(func() {
-				for range steps {
-					var rep protocol.SampleReply
-					if err = call(protocol.FnSample, &protocol.SampleRequest{Handle: h.Handle, F32: f32}, &rep); err != nil {
-						return
-					}
-				}
-			})
-			if err != nil {
-				return fmt.Errorf("bench edge: sample: %w", err)
+	for _, dist := range []struct {
+		name, desc string
+		logits     []float32
+	}{
+		{"", "random N(0,3)", random},
+		{".peaked", "model-like (sampler.PeakedLogits)", sampler.PeakedLogits(vocab, 5)},
+	} {
+		f32 := edge.EncodeF32(dist.logits)
+		var stepUS [2]float64
+		for i, call := range []func(string, any, any) error{callNative, callWasm} {
+			var h protocol.HandleReply
+			if err := call(protocol.FnSamplerNew, params, &h); err != nil {
+				return fmt.Errorf("bench edge: sampler_new: %w", err)
 			}
-			best = minDur(best, d/steps)
+			const steps = 20
+			best := time.Duration(-1)
+			for range *rounds {
+				var err error
+				d := cpuTime(func() {
+					for range steps {
+						var rep protocol.SampleReply
+						if err = call(protocol.FnSample, &protocol.SampleRequest{Handle: h.Handle, F32: f32}, &rep); err != nil {
+							return
+						}
+					}
+				})
+				if err != nil {
+					return fmt.Errorf("bench edge: sample: %w", err)
+				}
+				best = minDur(best, d/steps)
+			}
+			stepUS[i] = float64(best.Nanoseconds()) / 1e3
 		}
-		stepUS[i] = float64(best.Nanoseconds()) / 1e3
+		sampShape := fmt.Sprintf("%d f32 logits %s, T=0.8, top-p 0.95, through the ABI", vocab, dist.desc)
+		add(bench.Result{Name: "edge.sample.native" + dist.name, Shape: sampShape, Value: stepUS[0], Unit: "us"})
+		add(bench.Result{Name: "edge.sample.wazero" + dist.name, Shape: sampShape, Value: stepUS[1], Unit: "us", Baseline: stepUS[0], BaselineName: "native", Note: "ratio: times slower than native"})
 	}
-	sampShape := fmt.Sprintf("%d f32 logits, T=0.8, top-p 0.95, through the ABI", vocab)
-	add(bench.Result{Name: "edge.sample.native", Shape: sampShape, Value: stepUS[0], Unit: "us"})
-	add(bench.Result{Name: "edge.sample.wazero", Shape: sampShape, Value: stepUS[1], Unit: "us", Baseline: stepUS[0], BaselineName: "native", Note: "ratio: times slower than native"})
 
 	if *js {
 		enc := json.NewEncoder(os.Stdout)

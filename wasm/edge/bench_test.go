@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/edgeseek/edgeseek/protocol"
+	"github.com/edgeseek/edgeseek/wasm/sampler"
 )
 
 // Benchmarks of the sampling path's parts, to run natively and under a
@@ -27,6 +28,22 @@ func BenchmarkSampleTopP(b *testing.B) {
 		b.Fatal(err)
 	}
 	req := &protocol.SampleRequest{Handle: h.Handle, F32: EncodeF32(randLogits(129280, 5))}
+	for b.Loop() {
+		if _, err := e.Sample(req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSampleTopPPeaked is BenchmarkSampleTopP on logits shaped like a
+// confident model step (sampler.PeakedLogits).
+func BenchmarkSampleTopPPeaked(b *testing.B) {
+	e := New()
+	h, err := e.SamplerNew(&protocol.SamplerNew{Params: protocol.SamplingParams{Temperature: 0.8, TopP: 0.95, Seed: 1}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := &protocol.SampleRequest{Handle: h.Handle, F32: EncodeF32(sampler.PeakedLogits(129280, 5))}
 	for b.Loop() {
 		if _, err := e.Sample(req); err != nil {
 			b.Fatal(err)

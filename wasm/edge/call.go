@@ -30,7 +30,7 @@ var handlers = map[string]handler{
 	protocol.FnStreamFlush: typed((*Edge).StreamFlush),
 	protocol.FnChatEncode:  typed((*Edge).ChatEncode),
 	protocol.FnSamplerNew:  typed((*Edge).SamplerNew),
-	protocol.FnSample:      typed((*Edge).Sample),
+	protocol.FnSample:      sampleHandler,
 	protocol.FnEngramNew:   typed((*Edge).EngramNew),
 	protocol.FnEngram:      typed((*Edge).Engram),
 	protocol.FnRelease:     typed((*Edge).Release),

@@ -250,14 +250,21 @@ func (e *Edge) Sample(r *protocol.SampleRequest) (*protocol.SampleReply, error) 
 
 // f32Logits returns the little-endian float32 logits in b. On
 // little-endian targets (WebAssembly, amd64, arm64) an aligned b is used in
-// place, without a conversion pass: the request is decoded into a fresh
-// buffer that nothing else holds and the sampler does not modify its input.
+// place, without a conversion pass (the sampler does not modify its input,
+// and b lives until the call returns); otherwise they are copied into a
+// reused aligned buffer.
 func (so *samplerObj) f32Logits(b []byte) []float32 {
 	n := len(b) / 4
 	if n > 0 && littleEndian && uintptr(unsafe.Pointer(unsafe.SliceData(b)))%4 == 0 {
 		return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(b))), n)
 	}
 	so.logits = grow(so.logits, n)
+	if n > 0 && littleEndian {
+		// One copy (memory.copy in WebAssembly) into the aligned buffer:
+		// the request usually holds the logits at an unaligned offset.
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(so.logits))), 4*n), b)
+		return so.logits
+	}
 	for i := range so.logits {
 		so.logits[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 	}

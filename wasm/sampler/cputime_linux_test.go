@@ -51,3 +51,14 @@ func BenchmarkCPUReadLogits(b *testing.B) {
 		benchSink = s
 	})
 }
+
+func BenchmarkCPUSampleTopPPeaked(b *testing.B) {
+	x := PeakedLogits(129280, 5)
+	s, _ := New(Params{Temperature: 0.8, TopP: 0.95, Seed: 1})
+	b.ResetTimer()
+	reportCPU(b, func() {
+		if _, err := s.Sample(x, nil); err != nil {
+			b.Fatal(err)
+		}
+	})
+}

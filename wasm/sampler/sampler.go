@@ -135,7 +135,6 @@ type Sampler struct {
 	tmp   []int32
 	bnd   []int32
 	mass  [64<<(tickBits-bucketShift) + 2]uint64 // top-p bucket masses
-	keys  []uint16                               // top-p bucket of each id
 	seen  []int32                                // occurrence counts by id, zeroed after each step
 	touch []int32
 	heap  []hItem
@@ -336,43 +335,6 @@ func (s *Sampler) penalize(x []float32, history []int) (bool, error) {
 	return len(touch) > 0, nil
 }
 
-// maxFinite returns the largest value of x and -1, or the index of the
-// first NaN or +Inf (-Inf, a masked token, is fine). Four values per
-// iteration, compared in index order, so ties resolve as a plain loop.
-func maxFinite(x []float32) (float32, int) {
-	m := float32(math.Inf(-1))
-	i := 0
-	for ; i+4 <= len(x); i += 4 {
-		w := x[i : i+4 : i+4]
-		v0, v1, v2, v3 := w[0], w[1], w[2], w[3]
-		if !(v0 <= math.MaxFloat32 && v1 <= math.MaxFloat32 && v2 <= math.MaxFloat32 && v3 <= math.MaxFloat32) {
-			break // the scalar loop finds which one
-		}
-		if v0 > m {
-			m = v0
-		}
-		if v1 > m {
-			m = v1
-		}
-		if v2 > m {
-			m = v2
-		}
-		if v3 > m {
-			m = v3
-		}
-	}
-	for ; i < len(x); i++ {
-		v := x[i]
-		if !(v <= math.MaxFloat32) {
-			return m, i
-		}
-		if v > m {
-			m = v
-		}
-	}
-	return m, -1
-}
-
 // argmax returns the index of the largest value, the lowest on ties.
 func argmax(x []float32) int {
 	best := 0
@@ -458,72 +420,11 @@ func (s *Sampler) draw(x []float32, max float64) (int, float32, error) {
 	}
 	switch {
 	case all && doTopP:
-		// keys remembers each id's bucket (noBucket below cutT) so topP
-		// partitions with one compare per id instead of recomputing t.
-		keys := grow(&s.keys, n)
-		keys, q := keys[:len(x)], q[:len(x)] // no bounds checks below
-		// Four ids per iteration: in WebAssembly every loop iteration of Go
-		// code goes through the function's jump table, which costs more
-		// than this body (see DESIGN.md). Integer sums are exact, so the
-		// order of the additions does not matter.
-		i := 0
-		for ; i+4 <= len(x); i += 4 {
-			xs, ks, qs := x[i:i+4:i+4], keys[i:i+4:i+4], q[i:i+4:i+4]
-			t0 := float64(float64(xs[0])*a) - b
-			t1 := float64(float64(xs[1])*a) - b
-			t2 := float64(float64(xs[2])*a) - b
-			t3 := float64(float64(xs[3])*a) - b
-			var q0, q1, q2, q3 uint64
-			k0, k1, k2, k3 := uint16(noBucket), uint16(noBucket), uint16(noBucket), uint16(noBucket)
-			if t0 >= cutT {
-				q0 = uint64(pow2Ticks(t0, int64(sc)))
-				k0 = uint16(-(int64(t0) >> bucketShift))
-				mass[k0] += q0
-			}
-			if t1 >= cutT {
-				q1 = uint64(pow2Ticks(t1, int64(sc)))
-				k1 = uint16(-(int64(t1) >> bucketShift))
-				mass[k1] += q1
-			}
-			if t2 >= cutT {
-				q2 = uint64(pow2Ticks(t2, int64(sc)))
-				k2 = uint16(-(int64(t2) >> bucketShift))
-				mass[k2] += q2
-			}
-			if t3 >= cutT {
-				q3 = uint64(pow2Ticks(t3, int64(sc)))
-				k3 = uint16(-(int64(t3) >> bucketShift))
-				mass[k3] += q3
-			}
-			ks[0], ks[1], ks[2], ks[3] = k0, k1, k2, k3
-			qs[0], qs[1], qs[2], qs[3] = q0, q1, q2, q3
-			total += q0 + q1 + q2 + q3
-		}
-		for ; i < len(x); i++ {
-			v := x[i]
-			t := float64(float64(v)*a) - b
-			var qv uint64
-			k := uint16(noBucket)
-			if t >= cutT {
-				qv = uint64(pow2Ticks(t, int64(sc)))
-				k = uint16(-(int64(t) >> bucketShift))
-				mass[k] += qv
-			}
-			keys[i] = k
-			q[i] = qv
-			total += qv
-		}
+		// Only the bucket masses: topP finds the kept ids again from x
+		// with two thresholds and computes their weights then.
+		total = quantMass(x, bucketThreshold(float32(m), math.MaxInt32, a, b, cutT), a, b, cutT, int64(sc), mass)
 	case all:
-		q := q[:len(x)]
-		for i, v := range x {
-			t := float64(float64(v)*a) - b
-			var qv uint64
-			if t >= cutT {
-				qv = uint64(pow2Ticks(t, int64(sc)))
-			}
-			q[i] = qv
-			total += qv
-		}
+		total = quantAll(x, q[:len(x)], a, b, cutT, int64(sc))
 	default:
 		for _, id := range cand {
 			t := float64(float64(x[id])*a) - b
@@ -540,7 +441,7 @@ func (s *Sampler) draw(x []float32, max float64) (int, float32, error) {
 	}
 	filtered := false
 	if doTopP {
-		cand = s.topP(x, cand, all, q[:n], total, a, b, cutT)
+		cand = s.topP(x, cand, all, q[:n], total, float32(m), a, b, cutT, int64(sc))
 		all, filtered = false, true
 	}
 	if mp := s.p.MinP; mp > 0 {
@@ -626,15 +527,12 @@ func (s *Sampler) draw(x []float32, max float64) (int, float32, error) {
 // never decreases as t decreases.
 const bucketShift = 8
 
-// noBucket marks ids whose weight is 0 (t below the cut) in Sampler.keys.
-const noBucket = 0xFFFF
-
 // topP returns the ascending ids of the smallest set, taken in order of
 // descending t (ties → lower id), whose weight reaches ceil(p·total).
 // Integer sums are exact and buckets follow the t order, so walking bucket
 // masses from the top and sorting only the boundary bucket gives exactly
 // the result of sorting the whole vocabulary. draw has filled s.mass.
-func (s *Sampler) topP(x []float32, cand []int32, all bool, q []uint64, total uint64, a, b, cutT float64) []int32 {
+func (s *Sampler) topP(x []float32, cand []int32, all bool, q []uint64, total uint64, m float32, a, b, cutT float64, sc int64) []int32 {
 	target := uint64(math.Ceil(float64(s.p.TopP * float64(total))))
 	// Float rounding may push the target past the exact total; clamp it.
 	target = min(max(target, 1), total)
@@ -662,32 +560,14 @@ func (s *Sampler) topP(x []float32, cand []int32, all bool, q []uint64, total ui
 		}
 	}
 	if all {
-		keys := s.keys[:len(x)]
-		i := 0
-		// Four keys per iteration (see draw); most ids are past the
-		// boundary bucket and are skipped by one comparison.
-		for ; i+4 <= len(keys); i += 4 {
-			w := keys[i : i+4 : i+4]
-			if int(min(w[0], w[1], w[2], w[3])) > bk {
-				continue
-			}
-			for j, k := range w {
-				if int(k) < bk {
-					kept = append(kept, int32(i+j))
-				} else if int(k) == bk {
-					boundary = append(boundary, int32(i+j))
-				}
-			}
-		}
-		for ; i < len(keys); i++ {
-			k := keys[i]
-			if int(k) <= bk {
-				if int(k) < bk {
-					kept = append(kept, int32(i))
-				} else {
-					boundary = append(boundary, int32(i))
-				}
-			}
+		// draw kept only the bucket masses. t never decreases as x grows,
+		// so the ids in buckets < bk (≤ bk) are those whose logit reaches
+		// the threshold keepX (bndX), found by bisection on float32s.
+		keepX := bucketThreshold(m, bk-1, a, b, cutT)
+		bndX := bucketThreshold(m, bk, a, b, cutT)
+		kept, boundary = scanAbove(x, keepX, bndX, kept, boundary)
+		for _, id := range boundary {
+			q[id] = weight(x[id], a, b, sc)
 		}
 	} else {
 		for _, id := range cand {
@@ -736,6 +616,11 @@ func (s *Sampler) topP(x []float32, cand []int32, all bool, q []uint64, total ui
 				kept[w] = picks[j]
 				j--
 			}
+		}
+	}
+	if all {
+		for _, id := range kept {
+			q[id] = weight(x[id], a, b, sc)
 		}
 	}
 	s.tmp, s.bnd = cand[:0], boundary[:0]

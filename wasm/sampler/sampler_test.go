@@ -265,9 +265,23 @@ func TestFiltersMatchReference(t *testing.T) {
 		{Temperature: 2, TopK: 1},
 		{Temperature: 1, TopP: 1e-9},
 	}
-	for trial := range 12 {
-		n := []int{7, 100, 5000, 129280}[trial%4]
+	for trial := range 24 {
+		// Sizes that are and are not multiples of the passes' unrolling,
+		// random, peaked (most weights 0) and partly masked (-Inf) logits.
+		n := []int{7, 100, 5000, 129280, 13, 1003, 40003, 129283}[trial%8]
 		x := randLogits(gen, n, []float64{4, 20, 60}[trial%3])
+		switch trial % 6 {
+		case 1:
+			x = PeakedLogits(n, uint64(trial))
+		case 3:
+			for i := 0; i < n; i += 1 + i%5 {
+				x[i] = float32(math.Inf(-1))
+			}
+		case 5: // ±0 ties at the top (the thresholds order floats by bits)
+			for i := 0; i < n; i += 2 {
+				x[i] = float32(math.Copysign(0, float64(i%4-1)))
+			}
+		}
 		for _, p := range params {
 			p.Seed = uint64(trial)
 			s, err := New(p)
@@ -294,6 +308,33 @@ func TestFiltersMatchReference(t *testing.T) {
 
 // TestTopPSmallestSet checks the top-p definition directly on a small
 // distribution with known probabilities.
+func TestMaxFiniteReference(t *testing.T) {
+	nan, inf, ninf := float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))
+	for n := 1; n <= 21; n++ {
+		for pos := range n {
+			for _, bad := range []float32{nan, -nan, inf, ninf, 5} {
+				x := randLogits(NewRand(uint64(n*100+pos)), n, 4)
+				x[pos] = bad
+				if pos+2 < n {
+					x[pos+2] = nan // a later bad value must not be reported
+				}
+				wantM, wantBad := float32(math.Inf(-1)), -1
+				for i, v := range x {
+					if !(v <= math.MaxFloat32) {
+						wantBad = i
+						break
+					}
+					wantM = max(wantM, v)
+				}
+				m, b := maxFinite(x)
+				if b != wantBad || (b < 0 && m != wantM) {
+					t.Fatalf("n=%d x=%v: maxFinite = %v, %d; want %v, %d", n, x, m, b, wantM, wantBad)
+				}
+			}
+		}
+	}
+}
+
 func TestTopPSmallestSet(t *testing.T) {
 	// Probabilities ∝ 8,4,2,1,1 (ln values), total 16.
 	x := []float32{float32(math.Log(8)), float32(math.Log(4)), float32(math.Log(2)), 0, 0}
@@ -540,5 +581,19 @@ func BenchmarkReadLogits(b *testing.B) {
 			s += v
 		}
 		benchSink = s
+	}
+}
+
+// BenchmarkSampleTopPPeaked is BenchmarkSampleTopP (at T=0.8) on logits
+// shaped like a confident model step (PeakedLogits): most ids have weight 0.
+func BenchmarkSampleTopPPeaked(b *testing.B) {
+	x := PeakedLogits(129280, 5)
+	s, _ := New(Params{Temperature: 0.8, TopP: 0.95, Seed: 1})
+	b.ResetTimer()
+	for range b.N {
+		s.count = 0
+		if _, err := s.Sample(x, nil); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
