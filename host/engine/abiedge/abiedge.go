@@ -278,13 +278,17 @@ func (e *Edge) NewSampler(p engine.SamplerParams) (engine.Sampler, error) {
 	if err := e.call(nil, protocol.FnSamplerNew, &protocol.SamplerNew{Params: sp}, &rep); err != nil {
 		return nil, err
 	}
-	return &sampler{e: e, h: rep.Handle}, nil
+	// The history only matters to the penalties: without them it is not
+	// sent (it grows by one token per step).
+	penalized := (p.RepetitionPenalty != 0 && p.RepetitionPenalty != 1) || p.PresencePenalty != 0 || p.FrequencyPenalty != 0
+	return &sampler{e: e, h: rep.Handle, history: penalized}, nil
 }
 
 type sampler struct {
-	e   *Edge
-	h   protocol.Handle
-	buf []byte
+	e       *Edge
+	h       protocol.Handle
+	history bool // send the history (penalties)
+	buf     []byte
 }
 
 // Sample implements engine.Sampler (edge_sample with float32 logits).
@@ -296,8 +300,12 @@ func (s *sampler) Sample(logits []float32, history []int) (engine.Choice, error)
 	for i, f := range logits {
 		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
 	}
+	req := &protocol.SampleRequest{Handle: s.h, F32: b}
+	if s.history {
+		req.History = int32s(history)
+	}
 	var rep protocol.SampleReply
-	if err := s.e.call(nil, protocol.FnSample, &protocol.SampleRequest{Handle: s.h, F32: b, History: int32s(history)}, &rep); err != nil {
+	if err := s.e.call(nil, protocol.FnSample, req, &rep); err != nil {
 		return engine.Choice{}, err
 	}
 	c := engine.Choice{ID: int(rep.ID), LogProb: rep.LogProb}
