@@ -6,11 +6,11 @@ import (
 )
 
 // pairTable maps a pair of token ids to the merge's rank and result id. It is an open-addressing
-// hash table: one flat slice, no per-entry allocation, and a lookup is a multiply and a probe,
-// which matters because BPE does a lookup per adjacent pair per merge step.
+// hash table: one flat slice holding key and value side by side (one memory access per probe), no
+// per-entry allocation, and a lookup is a multiply and usually one probe, which matters because
+// BPE does a lookup per adjacent pair per merge step.
 type pairTable struct {
-	keys  []uint64 // a<<32|b, emptyKey when free
-	vals  []uint64 // rank<<32|newID
+	kv    []uint64 // kv[2i] = a<<32|b (emptyKey when free), kv[2i+1] = rank<<32|newID
 	mask  uint64
 	count int
 }
@@ -22,9 +22,9 @@ func newPairTable(n int) *pairTable {
 	for size < 2*n {
 		size <<= 1
 	}
-	t := &pairTable{keys: make([]uint64, size), vals: make([]uint64, size), mask: uint64(size - 1)}
-	for i := range t.keys {
-		t.keys[i] = emptyKey
+	t := &pairTable{kv: make([]uint64, 2*size), mask: uint64(size - 1)}
+	for i := 0; i < len(t.kv); i += 2 {
+		t.kv[i] = emptyKey
 	}
 	return t
 }
@@ -37,15 +37,15 @@ func (t *pairTable) slot(k uint64) uint64 { return (k * 0x9E3779B97F4A7C15) >> 2
 // merges end up in a HashMap collected in file order.
 func (t *pairTable) put(a, b, rank, newID int32) {
 	k := pairKey(a, b)
+	v := uint64(uint32(rank))<<32 | uint64(uint32(newID))
 	for i := t.slot(k); ; i = (i + 1) & t.mask {
-		if t.keys[i] == emptyKey {
-			t.keys[i] = k
-			t.vals[i] = uint64(uint32(rank))<<32 | uint64(uint32(newID))
+		switch t.kv[2*i] {
+		case emptyKey:
+			t.kv[2*i], t.kv[2*i+1] = k, v
 			t.count++
 			return
-		}
-		if t.keys[i] == k {
-			t.vals[i] = uint64(uint32(rank))<<32 | uint64(uint32(newID))
+		case k:
+			t.kv[2*i+1] = v
 			return
 		}
 	}
@@ -53,188 +53,228 @@ func (t *pairTable) put(a, b, rank, newID int32) {
 
 // get returns the rank and result id of merging a and b, or ok=false.
 func (t *pairTable) get(a, b int32) (rank, newID int32, ok bool) {
+	rank, newID = t.lookup(a, b)
+	return rank, newID, rank != noRank
+}
+
+// lookup returns the rank and result id of merging a and b, or noRank.
+func (t *pairTable) lookup(a, b int32) (int32, int32) {
 	k := pairKey(a, b)
+	kv := t.kv
 	for i := t.slot(k); ; i = (i + 1) & t.mask {
-		switch t.keys[i] {
+		switch kv[2*i] {
 		case k:
-			v := t.vals[i]
-			return int32(v >> 32), int32(uint32(v)), true
+			v := kv[2*i+1]
+			return int32(v >> 32), int32(uint32(v))
 		case emptyKey:
-			return 0, 0, false
+			return noRank, 0
 		}
 	}
 }
 
-// smallWord is the length up to which mergeWord keeps pair ranks in an array and scans it for the
-// minimum: each merge then costs two hash lookups plus a scan of plain integers. Longer words
-// (runs of spaces, long CJK runs) use the heap, whose cost grows as n log n.
-const smallWord = 256
-
-// noRank marks a pair without a merge in the rank array.
+// noRank marks a pair without a merge. Ranks are merge indexes, so they never reach it.
 const noRank = int32(1<<31 - 1)
+
+// smallWord is the length up to which merge keeps the pairs in a small array and scans it for the
+// lowest rank, shifting the array after each merge: for a few symbols that is fewer steps than
+// maintaining a heap. Longer words use the heap, whose cost grows as n log n (the scan's as n²,
+// which made 40-120 byte pieces, CJK runs mostly, the bulk of merging time).
+const smallWord = 8
 
 // mergeWord applies merges to ids in place: repeatedly the pair with the lowest rank, leftmost
 // first, which is the order HF's priority queue produces. It returns the merged prefix.
 func (t *pairTable) mergeWord(ids []int32) []int32 {
+	var sc mergeScratch
+	return t.merge(ids, &sc)
+}
+
+func (t *pairTable) merge(ids []int32, sc *mergeScratch) []int32 {
 	n := len(ids)
 	if n < 2 {
 		return ids
 	}
 	if n > smallWord {
-		return t.mergeHeap(ids)
+		return t.heapMerge(ids, sc)
 	}
-	// ranks[i] and res[i] describe the pair (ids[i], ids[i+1]).
-	var rankBuf, resBuf [smallWord]int32
-	ranks, res := rankBuf[:n-1], resBuf[:n-1]
-	for i := range ranks {
-		ranks[i], res[i] = t.lookup(ids[i], ids[i+1])
+	// rk[i] and rs[i] describe the pair (ids[i], ids[i+1]).
+	var rk, rs [smallWord]int32
+	for i := 0; i+1 < n; i++ {
+		rk[i], rs[i] = t.lookup(ids[i], ids[i+1])
 	}
-	for len(ranks) > 0 {
+	for {
 		best, bestRank := -1, noRank
-		for i, r := range ranks {
-			if r < bestRank {
-				best, bestRank = i, r
+		for i := 0; i+1 < n; i++ {
+			if rk[i] < bestRank {
+				best, bestRank = i, rk[i]
 			}
 		}
 		if best < 0 {
-			break
+			return ids[:n]
 		}
 		// Replace ids[best], ids[best+1] with the merged id; pair best+1 disappears.
-		ids[best] = res[best]
-		copy(ids[best+1:], ids[best+2:])
-		ids = ids[:len(ids)-1]
-		copy(ranks[best:], ranks[best+1:])
-		copy(res[best:], res[best+1:])
-		ranks, res = ranks[:len(ranks)-1], res[:len(res)-1]
+		ids[best] = rs[best]
+		n--
+		for i := best + 1; i < n; i++ {
+			ids[i] = ids[i+1]
+			rk[i], rs[i] = rk[i+1], rs[i+1]
+		}
 		if best > 0 {
-			ranks[best-1], res[best-1] = t.lookup(ids[best-1], ids[best])
+			rk[best-1], rs[best-1] = t.lookup(ids[best-1], ids[best])
 		}
-		if best < len(ranks) {
-			ranks[best], res[best] = t.lookup(ids[best], ids[best+1])
+		if best+1 < n {
+			rk[best], rs[best] = t.lookup(ids[best], ids[best+1])
+		} else {
+			rk[best] = noRank
 		}
-	}
-	return ids
-}
-
-// lookup is get with noRank for a missing pair.
-func (t *pairTable) lookup(a, b int32) (int32, int32) {
-	if r, id, ok := t.get(a, b); ok {
-		return r, id
-	}
-	return noRank, 0
-}
-
-type mergeItem struct {
-	rank, pos, newID int32
-}
-
-// mergeQueue is a binary min-heap ordered by (rank, pos), written out instead of using
-// container/heap so that items are not boxed into interfaces on every push and pop.
-type mergeQueue []mergeItem
-
-func (h mergeQueue) less(i, j int) bool {
-	if h[i].rank != h[j].rank {
-		return h[i].rank < h[j].rank
-	}
-	return h[i].pos < h[j].pos
-}
-
-func (h *mergeQueue) push(x mergeItem) {
-	*h = append(*h, x)
-	q := *h
-	for i := len(q) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !q.less(i, p) {
-			break
-		}
-		q[i], q[p] = q[p], q[i]
-		i = p
 	}
 }
 
-func (h *mergeQueue) pop() mergeItem {
-	q := *h
-	top := q[0]
-	last := len(q) - 1
-	q[0] = q[last]
-	q = q[:last]
-	for i := 0; ; {
-		l := 2*i + 1
-		if l >= len(q) {
-			break
-		}
-		m := l
-		if r := l + 1; r < len(q) && q.less(r, l) {
-			m = r
-		}
-		if !q.less(m, i) {
-			break
-		}
-		q[i], q[m] = q[m], q[i]
-		i = m
-	}
-	*h = q
-	return top
+// mergeScratch is the working memory of mergeHeap, kept by the encoder across pieces.
+type mergeScratch struct {
+	next, prev, rank, res []int32
+	heap                  []uint64
 }
 
-// mergeHeap is the O(n log n) version for long words: symbols form a linked list and stale queue
-// entries are skipped when popped, as in HF's Word::merge_all.
+func grow32(s []int32, n int) []int32 {
+	if cap(s) < n {
+		return make([]int32, n, n+n/2)
+	}
+	return s[:n]
+}
+
+// mergeHeap is heapMerge with its own scratch memory.
 func (t *pairTable) mergeHeap(ids []int32) []int32 {
+	var sc mergeScratch
+	return t.heapMerge(ids, &sc)
+}
+
+// heapMerge is the O(n log n) version for longer words, the algorithm of HF's Word::merge_all:
+// symbols form a linked list and a binary heap holds the candidate pairs. A heap entry is
+// rank<<32|position, so that one integer comparison orders by rank, then leftmost. rank[p] is
+// the current rank of the pair starting at p (noRank once p is merged away), so an entry is stale
+// exactly when its rank differs (a pair's span only grows, so a position never returns to an
+// earlier pair).
+func (t *pairTable) heapMerge(ids []int32, sc *mergeScratch) []int32 {
 	n := len(ids)
-	prev := make([]int32, n)
-	next := make([]int32, n)
-	alive := make([]bool, n)
-	h := make(mergeQueue, 0, n)
-	for i := range n {
-		prev[i], next[i], alive[i] = int32(i-1), int32(i+1), true
-		if i+1 < n {
-			if r, id, ok := t.get(ids[i], ids[i+1]); ok {
-				h.push(mergeItem{r, int32(i), id})
-			}
+	if n < 2 {
+		return ids
+	}
+	next, prev := grow32(sc.next, n), grow32(sc.prev, n)
+	rank, res := grow32(sc.rank, n), grow32(sc.res, n)
+	h := sc.heap[:0]
+	for i := 0; i < n; i++ {
+		next[i], prev[i] = int32(i+1), int32(i-1)
+	}
+	for i := 0; i+1 < n; i++ {
+		r, id := t.lookup(ids[i], ids[i+1])
+		rank[i], res[i] = r, id
+		if r != noRank {
+			h = append(h, uint64(r)<<32|uint64(i))
 		}
 	}
-	next[n-1] = -1
+	rank[n-1] = noRank
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		siftDown(h, i)
+	}
 	for len(h) > 0 {
-		m := h.pop()
-		p := m.pos
-		if !alive[p] || next[p] < 0 {
+		top := h[0]
+		if last := len(h) - 1; last > 0 {
+			h[0] = h[last]
+			h = h[:last]
+			siftDown(h, 0)
+		} else {
+			h = h[:0]
+		}
+		p := int32(uint32(top))
+		if rank[p] != int32(top>>32) {
 			continue
 		}
 		q := next[p]
-		if _, id, ok := t.get(ids[p], ids[q]); !ok || id != m.newID {
-			continue
-		}
-		ids[p] = m.newID
-		alive[q] = false
-		next[p] = next[q]
-		if next[p] >= 0 {
-			prev[next[p]] = p
+		ids[p] = res[p]
+		rank[q] = noRank
+		nq := next[q]
+		next[p] = nq
+		if int(nq) < n {
+			prev[nq] = p
 		}
 		if l := prev[p]; l >= 0 {
-			if r, id, ok := t.get(ids[l], ids[p]); ok {
-				h.push(mergeItem{r, l, id})
+			r, id := t.lookup(ids[l], ids[p])
+			rank[l], res[l] = r, id
+			if r != noRank {
+				h = siftUp(append(h, uint64(r)<<32|uint64(l)))
 			}
 		}
-		if rr := next[p]; rr >= 0 {
-			if r, id, ok := t.get(ids[p], ids[rr]); ok {
-				h.push(mergeItem{r, p, id})
+		if int(nq) < n {
+			r, id := t.lookup(ids[p], ids[nq])
+			rank[p], res[p] = r, id
+			if r != noRank {
+				h = siftUp(append(h, uint64(r)<<32|uint64(p)))
 			}
+		} else {
+			rank[p] = noRank
 		}
 	}
+	sc.next, sc.prev, sc.rank, sc.res, sc.heap = next, prev, rank, res, h
 	out := ids[:0]
-	for i := 0; i >= 0 && i < n; i = int(next[i]) {
+	for i := 0; i < n; i = int(next[i]) {
 		out = append(out, ids[i])
 	}
 	return out
 }
 
+// siftDown restores the min-heap order below i.
+func siftDown(h []uint64, i int) {
+	x := h[i]
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			break
+		}
+		m := l
+		if r := l + 1; r < len(h) && h[r] < h[l] {
+			m = r
+		}
+		if h[m] >= x {
+			break
+		}
+		h[i] = h[m]
+		i = m
+	}
+	h[i] = x
+}
+
+// siftUp restores the min-heap order above the last element and returns h.
+func siftUp(h []uint64) []uint64 {
+	i := len(h) - 1
+	x := h[i]
+	for i > 0 {
+		p := (i - 1) / 2
+		if h[p] <= x {
+			break
+		}
+		h[i] = h[p]
+		i = p
+	}
+	h[i] = x
+	return h
+}
+
 // wordCache remembers the ids of recent pre-tokens. Natural text repeats a small set of words, so
-// most pieces skip merging. It is direct-mapped: a piece's hash picks one slot and a new piece
-// replaces whatever was there. That bounds memory without eviction bookkeeping, keeps frequent
-// words resident while rare ones churn, and needs no lock: slots hold immutable entries behind
-// atomic pointers, so concurrent Encode calls share it safely.
+// most pieces skip merging. It is two-way set-associative: a piece's hash picks a set of two
+// slots, a new piece goes into the first slot and pushes the first slot's entry into the second,
+// and a hit in the second slot swaps the two. That bounds memory without eviction bookkeeping,
+// keeps frequent words resident while rare ones churn, and, unlike the direct-mapped cache this
+// replaced, does not keep evicting one of two frequent words that share a slot (on the 1.1 MB
+// corpus, whose 17k distinct short pieces fill half the slots, a repeated pass merged about 40k
+// pieces direct-mapped and 5.5k two-way, 1.1k of them longer than cacheMaxLen). It needs no
+// lock: slots hold immutable entries behind
+// atomic pointers, so concurrent Encode calls share it safely (a concurrent swap can at worst
+// make a lookup miss).
+//
+// The hash and the key comparison read eight bytes at a time: hash/maphash and string equality
+// go through runtime functions that, compiled to WebAssembly, loop over single bytes.
 type wordCache struct {
-	seed  maphash.Seed
+	seed  uint64
 	slots []atomic.Pointer[cacheEntry]
 }
 
@@ -244,26 +284,83 @@ type cacheEntry struct {
 }
 
 const (
-	cacheSlots  = 1 << 15 // 256 KiB of pointers
-	cacheMaxLen = 64      // longer pieces are rare and would only evict useful entries
+	cacheBits   = 15
+	cacheSlots  = 1 << cacheBits // 256 KiB of pointers
+	cacheMaxLen = 64             // longer pieces are rare and would only evict useful entries
 )
 
 func newWordCache() wordCache {
-	return wordCache{seed: maphash.MakeSeed(), slots: make([]atomic.Pointer[cacheEntry], cacheSlots)}
+	return wordCache{seed: maphash.String(maphash.MakeSeed(), "wordCache") | 1, slots: make([]atomic.Pointer[cacheEntry], cacheSlots)}
 }
 
-func (c *wordCache) slot(k string) *atomic.Pointer[cacheEntry] {
-	return &c.slots[maphash.String(c.seed, k)&(cacheSlots-1)]
+// hash returns the first slot of the set of k (at most cacheMaxLen bytes long).
+func (c *wordCache) hash(k string) uint64 {
+	const m = 0x9E3779B97F4A7C15
+	n := len(k)
+	h := c.seed ^ uint64(n)*m
+	switch {
+	case n >= 8:
+		for i := 0; i+8 < n; i += 8 {
+			h = (h ^ load64(k, i)) * m
+			h ^= h >> 32
+		}
+		h ^= load64(k, n-8)
+	case n >= 4:
+		h ^= uint64(load32(k, 0))<<32 | uint64(load32(k, n-4))
+	case n > 0:
+		h ^= uint64(k[0])<<16 | uint64(k[n>>1])<<8 | uint64(k[n-1])
+	}
+	h *= m
+	h ^= h >> 29
+	h *= m
+	return h >> (64 - cacheBits) &^ 1
 }
 
+// put stores e in the set of slot h (from hash).
+func (c *wordCache) put(h uint64, e *cacheEntry) {
+	if old := c.slots[h].Load(); old != nil {
+		c.slots[h+1].Store(old)
+	}
+	c.slots[h].Store(e)
+}
+
+// sameKey is a == b eight bytes at a time.
+func sameKey(a, b string) bool {
+	n := len(a)
+	if n != len(b) {
+		return false
+	}
+	switch {
+	case n >= 8:
+		for i := 0; i+8 < n; i += 8 {
+			if load64(a, i) != load64(b, i) {
+				return false
+			}
+		}
+		return load64(a, n-8) == load64(b, n-8)
+	case n >= 4:
+		return load32(a, 0) == load32(b, 0) && load32(a, n-4) == load32(b, n-4)
+	case n > 0:
+		return a[0] == b[0] && a[n>>1] == b[n>>1] && a[n-1] == b[n-1]
+	}
+	return true
+}
+
+func load32(s string, i int) uint32 {
+	s = s[i : i+4]
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
+}
+
+// get returns the cached ids of k.
 func (c *wordCache) get(k string) ([]int32, bool) {
-	if e := c.slot(k).Load(); e != nil && e.key == k {
-		return e.ids, true
+	if len(k) > cacheMaxLen {
+		return nil, false
+	}
+	h := c.hash(k)
+	for _, e := range []*cacheEntry{c.slots[h].Load(), c.slots[h+1].Load()} {
+		if e != nil && sameKey(e.key, k) {
+			return e.ids, true
+		}
 	}
 	return nil, false
-}
-
-// put stores ids for k; k must not alias the caller's text (the cache would keep it alive).
-func (c *wordCache) put(k string, ids []int32) {
-	c.slot(k).Store(&cacheEntry{k, ids})
 }

@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -32,6 +33,10 @@ func (s *jsonScan) ws() {
 		switch s.b[s.i] {
 		case ' ', '\t', '\n', '\r':
 			s.i++
+			// Indentation comes in runs of spaces: eight at a time.
+			for s.i+8 <= len(s.b) && load64g(s.b[s.i:]) == 0x2020202020202020 {
+				s.i += 8
+			}
 		default:
 			return
 		}
@@ -57,19 +62,47 @@ func (s *jsonScan) expect(c byte) error {
 
 // str reads a string. Without escapes it is one allocation; invalid UTF-8 is refused.
 func (s *jsonScan) str() (string, error) {
+	b, err := s.strBytes()
+	return string(b), err
+}
+
+// specialByte returns a word with the high bit set in each byte of w (little-endian) that ends
+// or interrupts a JSON string's plain run: '"', '\\' or a control character. Only the lowest
+// flagged byte is exact (the borrow can flag bytes above it), which is the one wanted.
+func specialByte(w uint64) uint64 {
+	const (
+		ones = 0x0101010101010101
+		hi   = 0x8080808080808080
+	)
+	q := w ^ (ones * '"')
+	bs := w ^ (ones * '\\')
+	return ((q-ones)&^q | (bs-ones)&^bs | (w-ones*0x20)&^w) & hi
+}
+
+// strBytes reads a string and returns its bytes: a slice of the input when it has no escapes,
+// else of the scanner's scratch buffer, valid until the next call. Plain runs are scanned eight
+// bytes per step.
+func (s *jsonScan) strBytes() ([]byte, error) {
 	if err := s.expect('"'); err != nil {
-		return "", err
+		return nil, err
 	}
 	start := s.i
+	for s.i+8 <= len(s.b) {
+		if m := specialByte(load64g(s.b[s.i:])); m != 0 {
+			s.i += bits.TrailingZeros64(m) >> 3
+			break
+		}
+		s.i += 8
+	}
 	for s.i < len(s.b) {
 		c := s.b[s.i]
 		if c == '"' {
 			raw := s.b[start:s.i]
 			s.i++
 			if !utf8.Valid(raw) {
-				return "", s.fail("string is not valid UTF-8")
+				return nil, s.fail("string is not valid UTF-8")
 			}
-			return string(raw), nil
+			return raw, nil
 		}
 		if c == '\\' || c < 0x20 {
 			break
@@ -83,18 +116,18 @@ func (s *jsonScan) str() (string, error) {
 		case c == '"':
 			s.i++
 			if !utf8.Valid(s.buf) {
-				return "", s.fail("string is not valid UTF-8")
+				return nil, s.fail("string is not valid UTF-8")
 			}
-			return string(s.buf), nil
+			return s.buf, nil
 		case c < 0x20:
-			return "", s.fail("control character in string")
+			return nil, s.fail("control character in string")
 		case c != '\\':
 			s.buf = append(s.buf, c)
 			s.i++
 			continue
 		}
 		if s.i+1 >= len(s.b) {
-			return "", errJSONEnd
+			return nil, errJSONEnd
 		}
 		e := s.b[s.i+1]
 		s.i += 2
@@ -114,7 +147,7 @@ func (s *jsonScan) str() (string, error) {
 		case 'u':
 			r, ok := s.hex4()
 			if !ok {
-				return "", s.fail("bad \\u escape")
+				return nil, s.fail("bad \\u escape")
 			}
 			// A surrogate pair spells one code point; a lone surrogate becomes U+FFFD as in
 			// encoding/json.
@@ -134,10 +167,10 @@ func (s *jsonScan) str() (string, error) {
 			}
 			s.buf = utf8.AppendRune(s.buf, r)
 		default:
-			return "", s.fail("bad escape")
+			return nil, s.fail("bad escape")
 		}
 	}
-	return "", errJSONEnd
+	return nil, errJSONEnd
 }
 
 func (s *jsonScan) hex4() (rune, bool) {
@@ -156,10 +189,13 @@ func (s *jsonScan) hex4() (rune, bool) {
 func (s *jsonScan) integer() (int, error) {
 	s.ws()
 	start := s.i
-	if s.i < len(s.b) && s.b[s.i] == '-' {
+	neg := s.i < len(s.b) && s.b[s.i] == '-'
+	if neg {
 		s.i++
 	}
+	v := 0
 	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		v = v*10 + int(s.b[s.i]-'0')
 		s.i++
 	}
 	if s.i < len(s.b) {
@@ -167,8 +203,12 @@ func (s *jsonScan) integer() (int, error) {
 			return 0, s.fail("id is not an integer")
 		}
 	}
-	v, err := strconv.Atoi(string(s.b[start:s.i]))
-	if err != nil {
+	digits := s.i - start
+	if neg {
+		digits--
+		v = -v
+	}
+	if digits == 0 || digits > 18 {
 		return 0, s.fail("bad integer")
 	}
 	return v, nil

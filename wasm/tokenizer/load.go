@@ -42,7 +42,6 @@ type modelJSON struct {
 	FuseUnk                 bool     `json:"fuse_unk"`
 	ByteFallback            bool     `json:"byte_fallback"`
 	IgnoreMerges            bool     `json:"ignore_merges"`
-	Vocab                   map[string]int
 }
 
 type componentJSON struct {
@@ -86,12 +85,33 @@ func strictKeys(where string, raw json.RawMessage, allowed ...string) error {
 // Load parses a Hugging Face tokenizer.json for byte-level BPE with DeepSeek's pre-tokenizer.
 // Anything it cannot reproduce exactly is an error naming the field.
 func Load(data []byte) (*Tokenizer, error) {
+	// The model (vocabulary and merges, almost all of the file) is parsed where it stands
+	// rather than skipped and parsed again; the other fields are small and kept raw.
 	sc := &jsonScan{b: data}
-	top, err := sc.rawObject()
+	top := map[string][]byte{}
+	var model *rawModel
+	err := sc.object(func(k string) error {
+		if k == "model" {
+			if sc.peek() == 'n' {
+				v, err := sc.skip(0)
+				top[k], model = v, nil
+				return err
+			}
+			m, err := parseModel(sc)
+			top[k], model = []byte("{}"), m
+			return err
+		}
+		v, err := sc.skip(0)
+		top[k] = v
+		return err
+	})
 	if err == nil {
 		err = sc.end()
 	}
 	if err != nil {
+		if strings.HasPrefix(err.Error(), "tokenizer: ") {
+			return nil, err
+		}
 		return nil, fmt.Errorf("tokenizer: tokenizer.json: %v", err)
 	}
 	var f fileJSON
@@ -129,7 +149,10 @@ func Load(data []byte) (*Tokenizer, error) {
 		return nil, err
 	}
 	t := &Tokenizer{unkID: -1, bos: -1, eos: -1}
-	if err := t.loadModel(top["model"]); err != nil {
+	if model == nil {
+		return nil, errors.New("tokenizer: model: missing")
+	}
+	if err := t.loadModel(model); err != nil {
 		return nil, err
 	}
 	if err := t.loadAdded(f.AddedTokens); err != nil {
@@ -247,29 +270,42 @@ func checkDecoder(raw json.RawMessage) error {
 	return nil
 }
 
-func (t *Tokenizer) loadModel(raw []byte) error {
-	if isNull(raw) {
-		return errors.New("tokenizer: model: missing")
-	}
-	var m modelJSON
-	var merges [][2]string
+// rawModel is the model object as parsed, before it is checked.
+type rawModel struct {
+	m      modelJSON
+	arena  []byte      // vocabulary keys, back to back
+	vocab  *vocabIndex // keys -> ids
+	merges mergeList
+}
+
+// mergeList holds the merges' token strings back to back in one arena: merge i is the pair
+// arena[at[3i]:at[3i+1]], arena[at[3i+1]:at[3i+2]], whose concatenation is arena[at[3i]:at[3i+2]].
+type mergeList struct {
+	arena []byte
+	at    []uint32
+	n     int
+}
+
+func parseModel(sc *jsonScan) (*rawModel, error) {
+	r := &rawModel{}
+	m := &r.m
 	fields := map[string]any{"type": &m.Type, "dropout": &m.Dropout, "unk_token": &m.UnkToken,
 		"continuing_subword_prefix": &m.ContinuingSubwordPrefix, "end_of_word_suffix": &m.EndOfWordSuffix,
 		"fuse_unk": &m.FuseUnk, "byte_fallback": &m.ByteFallback, "ignore_merges": &m.IgnoreMerges}
-	sc := &jsonScan{b: raw}
+	start := sc.i
 	err := sc.object(func(k string) error {
 		switch k {
 		case "vocab":
-			v, err := parseVocab(sc, len(raw))
-			if err != nil {
+			// Presized from the size of the rest of the file (about 60 bytes per entry in
+			// DeepSeek's, counting the merges).
+			r.arena, r.vocab = r.arena[:0], newVocabIndex(min((len(sc.b)-start)/64, maxIDs/4))
+			if err := parseVocab(sc, r); err != nil {
 				return fmt.Errorf("tokenizer: model.vocab: %v", err)
 			}
-			m.Vocab = v
 			return nil
 		case "merges":
-			v, err := parseMerges(sc)
-			merges = v
-			return err
+			r.merges = mergeList{}
+			return parseMerges(sc, &r.merges)
 		}
 		dst, ok := fields[k]
 		if !ok {
@@ -284,15 +320,17 @@ func (t *Tokenizer) loadModel(raw []byte) error {
 		}
 		return nil
 	})
-	if err == nil {
-		err = sc.end()
-	}
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "tokenizer: ") {
-			return err
+			return nil, err
 		}
-		return fmt.Errorf("tokenizer: model: %v", err)
+		return nil, fmt.Errorf("tokenizer: model: %v", err)
 	}
+	return r, nil
+}
+
+func (t *Tokenizer) loadModel(r *rawModel) error {
+	m := &r.m
 	if m.Type != "BPE" {
 		return fmt.Errorf("tokenizer: model.type: %q is not supported (BPE is required)", m.Type)
 	}
@@ -308,15 +346,38 @@ func (t *Tokenizer) loadModel(raw []byte) error {
 	if m.ByteFallback {
 		return errors.New("tokenizer: model.byte_fallback: true is not supported")
 	}
-	if len(m.Vocab) == 0 {
+	v := r.vocab
+	if v == nil || v.len() == 0 {
 		return errors.New("tokenizer: model.vocab: missing or empty")
 	}
 	t.ignoreMerges = m.IgnoreMerges
 	t.fuseUnk = m.FuseUnk
-	t.vocab = m.Vocab
-	t.modelSize = len(m.Vocab)
-	limit := 2*len(m.Vocab) + 65536
-	for s, id := range m.Vocab {
+	t.modelSize = v.len()
+	// Merges are resolved against the arena as bytes, before it becomes the keys string.
+	t.pairs = newPairTable(r.merges.n)
+	ml := &r.merges
+	for rank := range ml.n {
+		s, mid, e := ml.at[3*rank], ml.at[3*rank+1], ml.at[3*rank+2]
+		a, b, c := ml.arena[s:mid], ml.arena[mid:e], ml.arena[s:e]
+		ia := find(v, r.arena, a, hashKey(a))
+		if ia < 0 {
+			return fmt.Errorf("tokenizer: model.merges[%d]: token %q is not in the vocabulary", rank, a)
+		}
+		ib := find(v, r.arena, b, hashKey(b))
+		if ib < 0 {
+			return fmt.Errorf("tokenizer: model.merges[%d]: token %q is not in the vocabulary", rank, b)
+		}
+		ic := find(v, r.arena, c, hashKey(c))
+		if ic < 0 {
+			return fmt.Errorf("tokenizer: model.merges[%d]: merged token %q is not in the vocabulary", rank, c)
+		}
+		t.pairs.put(v.ids[ia], v.ids[ib], int32(rank), v.ids[ic])
+	}
+	t.vocab, t.vocabKeys = v, string(r.arena)
+	limit := 2*v.len() + 65536
+	for e, id32 := range v.ids {
+		id := int(id32)
+		s := t.vocabKeys[uint32(v.span[e]) : v.span[e]>>32]
 		if id < 0 || id >= maxIDs || id >= limit {
 			return fmt.Errorf("tokenizer: model.vocab[%q]: id %d out of range", s, id)
 		}
@@ -327,89 +388,107 @@ func (t *Tokenizer) loadModel(raw []byte) error {
 		t.idTok[id], t.used[id] = s, true
 	}
 	if m.UnkToken != nil {
-		id, ok := m.Vocab[*m.UnkToken]
+		id, ok := t.vocabID(*m.UnkToken)
 		if !ok {
 			return fmt.Errorf("tokenizer: model.unk_token: %q is not in the vocabulary", *m.UnkToken)
 		}
 		t.unkID = int32(id)
 	}
-	t.pairs = newPairTable(len(merges))
-	var cat []byte
-	for rank, mg := range merges {
-		a, ok := m.Vocab[mg[0]]
-		if !ok {
-			return fmt.Errorf("tokenizer: model.merges[%d]: token %q is not in the vocabulary", rank, mg[0])
-		}
-		b, ok := m.Vocab[mg[1]]
-		if !ok {
-			return fmt.Errorf("tokenizer: model.merges[%d]: token %q is not in the vocabulary", rank, mg[1])
-		}
-		cat = append(append(cat[:0], mg[0]...), mg[1]...)
-		c, ok := m.Vocab[string(cat)]
-		if !ok {
-			return fmt.Errorf("tokenizer: model.merges[%d]: merged token %q is not in the vocabulary", rank, mg[0]+mg[1])
-		}
-		t.pairs.put(int32(a), int32(b), int32(rank), int32(c))
-	}
 	return nil
 }
 
-// parseVocab reads the {"token": id, ...} object.
-// The map is presized from the size of the model's JSON (about 60 bytes per entry in DeepSeek's
-// file, counting the merges), since growing a 128k-entry map costs more than the parsing.
-func parseVocab(sc *jsonScan, modelBytes int) (map[string]int, error) {
-	v := make(map[string]int, min(modelBytes/64, maxIDs/4))
+// parseVocab reads the {"token": id, ...} object into r's arena and index.
+func parseVocab(sc *jsonScan, r *rawModel) error {
 	if sc.peek() == 'n' {
 		_, err := sc.skip(0)
-		return v, err
-	}
-	err := sc.object(func(k string) error {
-		id, err := sc.integer()
-		v[k] = id
 		return err
-	})
-	return v, err
+	}
+	if err := sc.expect('{'); err != nil {
+		return err
+	}
+	if sc.peek() == '}' {
+		sc.i++
+		return nil
+	}
+	for {
+		k, err := sc.strBytes()
+		if err != nil {
+			return err
+		}
+		if err := sc.expect(':'); err != nil {
+			return err
+		}
+		id, err := sc.integer()
+		if err != nil {
+			return err
+		}
+		if id < -1<<31 || id >= 1<<31 {
+			return fmt.Errorf("model.vocab[%q]: id %d out of range", k, id)
+		}
+		off := len(r.arena)
+		r.arena = append(r.arena, k...)
+		if !r.vocab.set(r.arena, off, len(r.arena), int32(id)) {
+			r.arena = r.arena[:off]
+		}
+		if sc.peek() == ',' {
+			sc.i++
+			continue
+		}
+		return sc.expect('}')
+	}
 }
 
 // parseMerges accepts both forms HF writes: "a b" strings (older files) and [a, b] arrays.
-func parseMerges(sc *jsonScan) ([][2]string, error) {
-	var out [][2]string
+func parseMerges(sc *jsonScan, ml *mergeList) error {
 	if sc.peek() == 'n' {
 		_, err := sc.skip(0)
-		return nil, err
+		return err
 	}
+	add := func(a, b []byte) {
+		s := len(ml.arena)
+		ml.arena = append(append(ml.arena, a...), b...)
+		ml.at = append(ml.at, uint32(s), uint32(s+len(a)), uint32(len(ml.arena)))
+		ml.n++
+	}
+	var first, second []byte
 	err := sc.array(func(i int) error {
 		if sc.peek() == '"' {
-			s, err := sc.str()
+			s, err := sc.strBytes()
 			if err != nil {
 				return err
 			}
-			a, b, ok := strings.Cut(s, " ")
-			if !ok || strings.Contains(b, " ") {
+			sp := bytes.IndexByte(s, ' ')
+			if sp < 0 || bytes.IndexByte(s[sp+1:], ' ') >= 0 {
 				return fmt.Errorf("tokenizer: model.merges[%d]: %q is not two tokens separated by one space", i, s)
 			}
-			out = append(out, [2]string{a, b})
+			add(s[:sp], s[sp+1:])
 			return nil
 		}
-		var pair []string
+		n := 0
 		err := sc.array(func(j int) error {
-			s, err := sc.str()
-			pair = append(pair, s)
+			s, err := sc.strBytes()
+			switch n {
+			case 0:
+				first = append(first[:0], s...)
+			case 1:
+				second = append(second[:0], s...)
+			}
+			n++
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		if len(pair) != 2 {
-			return fmt.Errorf("tokenizer: model.merges[%d]: %d elements, want 2", i, len(pair))
+		if n != 2 {
+			return fmt.Errorf("tokenizer: model.merges[%d]: %d elements, want 2", i, n)
 		}
-		out = append(out, [2]string{pair[0], pair[1]})
+		add(first, second)
 		return nil
 	})
 	if err != nil && !strings.HasPrefix(err.Error(), "tokenizer: ") {
 		err = fmt.Errorf("tokenizer: model.merges: %v", err)
 	}
-	return out, err
+	return err
 }
 
 // growIDs makes id a valid index of the id tables.
@@ -461,7 +540,7 @@ func (t *Tokenizer) loadAdded(list []addedJSON) error {
 		// would be tokenized differently by HF than it reads, so it is refused.
 		want, ok := t.added[s]
 		if !ok {
-			want, ok = t.vocab[s]
+			want, ok = t.vocabID(s)
 		}
 		if !ok {
 			want = t.nextAddedID()

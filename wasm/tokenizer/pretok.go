@@ -1,9 +1,9 @@
 package tokenizer
 
 import (
+	"math/bits"
 	"sync"
 	"unicode"
-	"unicode/utf8"
 )
 
 // The three Split patterns of DeepSeek's pre-tokenizer, byte for byte as they appear in
@@ -34,6 +34,8 @@ var asciiClass = func() (t [128]uint8) {
 	return t
 }()
 
+// slowClass is the definition of the class bits; the tables below are built to agree with it
+// (TestClassTable).
 func slowClass(r rune) uint8 {
 	var c uint8
 	switch {
@@ -60,192 +62,285 @@ func slowClass(r rune) uint8 {
 	return c
 }
 
-// bmpClass caches the classes of the Basic Multilingual Plane (64 KiB, built on first use) so
-// that CJK, Cyrillic or Arabic text does not pay for binary searches in the Unicode tables.
+// tableRunes is how many code points the class table covers: the Basic Multilingual Plane and
+// the Supplementary Multilingual Plane (emoji, historic scripts), 128 KiB.
+const tableRunes = 0x20000
+
+// The class table is built on first use from the unicode package's range tables, a loop over
+// ranges rather than a binary search per code point (which took tens of milliseconds in
+// WebAssembly for the 64 KiB table this replaced).
 var (
-	bmpOnce  sync.Once
-	bmpTable *[0x10000]uint8
+	classOnce sync.Once
+	classTab  *[tableRunes]uint8
 )
 
-func bmpClass() *[0x10000]uint8 {
-	bmpOnce.Do(func() {
-		t := new([0x10000]uint8)
-		for r := range rune(0x10000) {
-			t[r] = slowClass(r)
-		}
-		bmpTable = t
-	})
-	return bmpTable
+func classTable() *[tableRunes]uint8 {
+	classOnce.Do(func() { classTab = buildClassTable() })
+	return classTab
 }
 
-// classAt decodes the rune at s[i] (s is valid UTF-8) and returns its class bits and width.
+func buildClassTable() *[tableRunes]uint8 {
+	t := new([tableRunes]uint8)
+	for _, c := range []struct {
+		tabs []*unicode.RangeTable
+		bit  uint8
+	}{
+		{[]*unicode.RangeTable{unicode.L, extraL}, cL},
+		{[]*unicode.RangeTable{unicode.M, extraM}, cM},
+		{[]*unicode.RangeTable{unicode.N, extraN}, cN},
+		{[]*unicode.RangeTable{unicode.P, extraP}, cP},
+		{[]*unicode.RangeTable{unicode.S, extraS}, cS},
+		{[]*unicode.RangeTable{unicode.White_Space}, cSpace},
+	} {
+		for _, rt := range c.tabs {
+			for _, r := range rt.R16 {
+				for x := int(r.Lo); x <= int(r.Hi) && x < tableRunes; x += int(r.Stride) {
+					t[x] |= c.bit
+				}
+			}
+			for _, r := range rt.R32 {
+				for x := int(r.Lo); x <= int(r.Hi) && x < tableRunes; x += int(r.Stride) {
+					t[x] |= c.bit
+				}
+			}
+		}
+	}
+	const cats = cL | cM | cN | cP | cS
+	for x := range t {
+		// slowClass's switch keeps the first category in the order L M N P S, the lowest bit.
+		if c := t[x] & cats; c&(c-1) != 0 {
+			t[x] = t[x]&^cats | c&-c
+		}
+	}
+	for x := 0x3040; x <= 0x30FF; x++ {
+		t[x] |= cCJK
+	}
+	for x := 0x4E00; x <= 0x9FA5; x++ {
+		t[x] |= cCJK
+	}
+	copy(t[:128], asciiClass[:])
+	return t
+}
+
+// classAt returns the class bits and width of the code point at s[i] (s is valid UTF-8). The
+// ASCII case is small enough to be inlined into the scanning loops.
 func classAt(s string, i int) (uint8, int) {
-	if b := s[i]; b < utf8.RuneSelf {
+	if b := s[i]; b < 0x80 {
 		return asciiClass[b], 1
 	}
-	r, n := utf8.DecodeRuneInString(s[i:])
-	if r < 0x10000 {
-		return bmpClass()[r], n
+	return classMB(s, i)
+}
+
+// classMB is classAt for a multi-byte code point, decoded without validation (Encode has checked
+// the text) and without a loop.
+func classMB(s string, i int) (uint8, int) {
+	b := s[i]
+	var r rune
+	var n int
+	switch {
+	case b < 0xE0:
+		r, n = rune(b&0x1F)<<6|rune(s[i+1]&0x3F), 2
+	case b < 0xF0:
+		r, n = rune(b&0x0F)<<12|rune(s[i+1]&0x3F)<<6|rune(s[i+2]&0x3F), 3
+	default:
+		r, n = rune(b&0x07)<<18|rune(s[i+1]&0x3F)<<12|rune(s[i+2]&0x3F)<<6|rune(s[i+3]&0x3F), 4
+	}
+	if r < tableRunes {
+		return classTable()[r], n
 	}
 	return slowClass(r), n
 }
 
-// preTokenize splits s (valid UTF-8, no added tokens) exactly like DeepSeek's pre-tokenizer
-// Sequence: Split \p{N}{1,3}, then Split on CJK/kana runs, then Split on the main alternation, all
-// "Isolated" (matches and the gaps between them both become pieces). emit receives byte ranges
-// of s in order; together they cover s.
-func preTokenize(s string, emit func(a, b int)) {
-	// Stage 1: runs of \p{N} are cut into chunks of at most three code points. A chunk holds only
-	// \p{N}, which neither later pattern can split, so chunks are final pieces.
-	gap := 0
-	i := 0
-	for i < len(s) {
-		c, n := classAt(s, i)
-		if c&cN == 0 {
-			i += n
-			continue
-		}
-		if gap < i {
-			splitCJK(s, gap, i, emit)
-		}
-		start := i
-		cnt := 0
-		for i < len(s) {
-			c, n = classAt(s, i)
-			if c&cN == 0 {
-				break
-			}
-			i += n
-			cnt++
-			if cnt == 3 {
-				emit(start, i)
-				start, cnt = i, 0
-			}
-		}
-		if start < i {
-			emit(start, i)
-		}
-		gap = i
-	}
-	if gap < len(s) {
-		splitCJK(s, gap, len(s), emit)
-	}
+// load64 reads s[i:i+8] little-endian; the compiler makes it one load (also in WebAssembly).
+func load64(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
-// splitCJK is stage 2: runs of CJK/kana become pieces; runs and gaps both go on to stage 3
-// because the kana blocks contain punctuation and symbols (゠ ・ ゛) that stage 3 separates.
-func splitCJK(s string, a, b int, emit func(a, b int)) {
-	gap := a
-	i := a
-	for i < b {
-		c, n := classAt(s, i)
-		if c&cCJK == 0 {
-			i += n
-			continue
-		}
-		if gap < i {
-			splitMain(s, gap, i, emit)
-		}
-		start := i
-		for i < b {
-			c, n = classAt(s, i)
-			if c&cCJK == 0 {
-				break
-			}
-			i += n
-		}
-		splitMain(s, start, i, emit)
-		gap = i
-	}
-	if gap < b {
-		splitMain(s, gap, b, emit)
-	}
-}
-
-// splitMain is stage 3: leftmost-first search of the main alternation over s[a:b]; matches and
-// unmatched gaps become pieces.
-func splitMain(s string, a, b int, emit func(a, b int)) {
-	gap := a
-	i := a
-	for i < b {
-		e, n := matchMain(s, i, b)
-		if e < 0 {
-			i += n
-			continue
-		}
-		if gap < i {
-			emit(gap, i)
-		}
-		emit(i, e)
-		i, gap = e, e
-	}
-	if gap < b {
-		emit(gap, b)
-	}
-}
-
-func isASCIIPunct(c byte) bool {
-	return c < 128 && asciiClass[c]&(cP|cS) != 0
+// asciiLetters8 returns how many of the 8 bytes of w (little-endian) are ASCII letters before the
+// first one that is not: eight bytes per loop iteration instead of one (SWAR).
+func asciiLetters8(w uint64) int {
+	const (
+		hi  = 0x8080808080808080
+		low = 0x7F7F7F7F7F7F7F7F
+	)
+	x := (w | 0x2020202020202020) & low // lower case, high bits cleared so the adds cannot carry
+	ge := x + 0x1F1F1F1F1F1F1F1F        // high bit: byte >= 'a'
+	gt := x + 0x0505050505050505        // high bit: byte > 'z'
+	ok := ge &^ gt &^ w & hi
+	return bits.TrailingZeros64(^ok&hi) >> 3
 }
 
 func isASCIILetter(c byte) bool {
 	return (c|0x20) >= 'a' && (c|0x20) <= 'z'
 }
 
-// skipClass returns the end of the run of code points starting at i whose class has a bit of mask.
-func skipClass(s string, i, b int, mask uint8) int {
-	for i < b {
-		c, n := classAt(s, i)
-		if c&mask == 0 {
-			break
+// preTokenize splits s (valid UTF-8, no added tokens) exactly like DeepSeek's pre-tokenizer
+// Sequence and calls emit with the byte range of each piece in order; together they cover s.
+// Encode uses the scanner directly.
+func preTokenize(s string, emit func(a, b int)) {
+	z := scanner{s: s}
+	var buf [64]int
+	a := 0
+	for {
+		ends := z.next(buf[:0])
+		if len(ends) == 0 {
+			return
 		}
-		i += n
+		for _, b := range ends {
+			emit(a, b)
+			a = b
+		}
 	}
-	return i
 }
 
-// matchMain tries the main alternation anchored at i, alternatives in order, as a backtracking
-// engine would. It returns the match end, or -1 and the width of the rune at i when nothing matches.
-func matchMain(s string, i, b int) (int, int) {
-	c0, n0 := classAt(s, i)
-	// [!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+ : the class is all 32 ASCII punctuation marks.
-	if isASCIIPunct(s[i]) && i+1 < b && isASCIILetter(s[i+1]) {
-		j := i + 2
-		for j < b && isASCIILetter(s[j]) {
-			j++
+// scanner is DeepSeek's pre-tokenizer Sequence in one pass: Split \p{N}{1,3}, then Split on
+// CJK/kana runs, then Split on the main alternation, all "Isolated" (matches and the gaps between
+// them both become pieces).
+//
+// The stages nest: stage 1 cuts the text into \p{N} chunks (final pieces) and gaps; stage 2 cuts
+// each gap into CJK runs and non-CJK runs; stage 3 matches the main alternation inside each of
+// those segments, never across their ends. Run separately, every code point was classified three
+// times. Fused, each position is classified once: a segment is the run of code points that are
+// not \p{N} and have the same CJK bit, so "inside the segment" is a test on the class bits of the
+// code point at hand, and the end of a segment is where that test fails.
+type scanner struct {
+	s    string
+	i    int   // next position to scan
+	gap  int   // start of the pending run of unmatched code points (gap == i: none)
+	kind uint8 // cCJK or 0: the segment kind of the pending gap
+}
+
+// next appends the end offsets of the following pieces to ends, as many as fit in its capacity
+// (at least 3), and returns it; it returns no pieces only at the end of s.
+func (z *scanner) next(ends []int) []int {
+	s := z.s
+	i, gap, gk := z.i, z.gap, z.kind
+	for i < len(s) && len(ends)+3 <= cap(ends) {
+		var c uint8
+		n := 1
+		if b := s[i]; b < 0x80 {
+			c = asciiClass[b]
+		} else {
+			c, n = classMB(s, i)
 		}
-		return j, n0
+		if c&cN != 0 {
+			// Stage 1: a chunk of up to three \p{N}; a longer run continues at the next step.
+			if gap < i {
+				ends = append(ends, i)
+			}
+			j := i + n
+			for cnt := 1; cnt < 3 && j < len(s); cnt++ {
+				cj, nj := asciiClass[s[j]&0x7F], 1
+				if s[j] >= 0x80 {
+					cj, nj = classMB(s, j)
+				}
+				if cj&cN == 0 {
+					break
+				}
+				j += nj
+			}
+			ends = append(ends, j)
+			i, gap = j, j
+			continue
+		}
+		k := c & cCJK
+		if gap < i && k != gk {
+			// A gap ends with its segment.
+			ends = append(ends, i)
+			gap = i
+		}
+		var e int
+		switch b := s[i]; {
+		case isASCIILetter(b):
+			// The most common pieces, "word" and " word", without matchMain's other tests.
+			e = skipLetters(s, i+1, 0)
+		case b == ' ' && i+1 < len(s) && isASCIILetter(s[i+1]):
+			e = skipLetters(s, i+2, 0)
+		default:
+			e = matchMain(s, i, c, n, k)
+		}
+		if e < 0 {
+			if gap == i {
+				gk = k
+			}
+			i += n
+			continue
+		}
+		if gap < i {
+			ends = append(ends, i)
+		}
+		ends = append(ends, e)
+		i, gap = e, e
+	}
+	if i == len(s) && gap < i {
+		ends = append(ends, i)
+		gap = i
+	}
+	z.i, z.gap, z.kind = i, gap, gk
+	return ends
+}
+
+// inSeg reports whether a code point of class c belongs to a segment of kind k (see scanner).
+func inSeg(c, k uint8) bool { return c&(cN|cCJK) == k }
+
+// matchMain tries the main alternation anchored at i, alternatives in order, as a backtracking
+// engine would, within the segment of kind k that the code point at i (class c0, width n0)
+// belongs to. It returns the end of the match, or -1 when nothing matches.
+func matchMain(s string, i int, c0 uint8, n0 int, k uint8) int {
+	// [!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+ : the class is all 32 ASCII punctuation marks.
+	if c0&(cP|cS) != 0 && s[i] < 0x80 && i+1 < len(s) && isASCIILetter(s[i+1]) {
+		return skipASCIILetters(s, i+2)
 	}
 	// [^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+ : greedy optional prefix first, then without it.
-	if c0&(cCRLF|cL|cP|cS) == 0 && i+n0 < b {
-		if c1, _ := classAt(s, i+n0); c1&(cL|cM) != 0 {
-			return skipClass(s, i+n0, b, cL|cM), n0
+	if c0&(cCRLF|cL|cP|cS) == 0 && i+n0 < len(s) {
+		if c1, _ := classAt(s, i+n0); c1&(cL|cM) != 0 && inSeg(c1, k) {
+			return skipLetters(s, i+n0, k)
 		}
 	}
 	if c0&(cL|cM) != 0 {
-		return skipClass(s, i, b, cL|cM), n0
+		return skipLetters(s, i, k)
 	}
 	// " ?[\p{P}\p{S}]+[\r\n]*" : only U+0020 is the optional space.
 	p := i
 	if s[i] == ' ' {
 		p++
 	}
-	if p < b {
-		if c, _ := classAt(s, p); c&(cP|cS) != 0 {
-			j := skipClass(s, p, b, cP|cS)
-			for j < b && (s[j] == '\r' || s[j] == '\n') {
-				j++
+	if p < len(s) {
+		if c, _ := classAt(s, p); c&(cP|cS) != 0 && inSeg(c, k) {
+			j := p
+			for j < len(s) {
+				c, n := asciiClass[s[j]&0x7F], 1
+				if s[j] >= 0x80 {
+					c, n = classMB(s, j)
+				}
+				if c&(cP|cS) == 0 || !inSeg(c, k) {
+					break
+				}
+				j += n
 			}
-			return j, n0
+			if k == 0 { // \r and \n are never in a CJK segment
+				for j < len(s) && (s[j] == '\r' || s[j] == '\n') {
+					j++
+				}
+			}
+			return j
 		}
 	}
 	if c0&cSpace == 0 {
-		return -1, n0
+		return -1
 	}
+	// White space is never \p{N} or CJK, so the segment is a non-CJK one (k == 0).
 	// Whitespace run [i, e); last is the start of its final code point, nl one past its last \r|\n.
 	e, last, nl := i, i, -1
-	for e < b {
-		c, n := classAt(s, e)
+	var cEnd uint8 // class of the code point after the run
+	for e < len(s) {
+		c, n := asciiClass[s[e]&0x7F], 1
+		if s[e] >= 0x80 {
+			c, n = classMB(s, e)
+		}
+		cEnd = c
 		if c&cSpace == 0 {
 			break
 		}
@@ -257,12 +352,59 @@ func matchMain(s string, i, b int) (int, int) {
 	}
 	// \s*[\r\n]+ : \s* backs off to the last newline, and [\r\n]+ then ends right after it.
 	if nl >= 0 {
-		return nl, n0
+		return nl
 	}
-	// \s+(?!\S) : the whole run at the end of the piece, else the run minus its last code point.
-	if e == b || last == i {
-		// \s+ (the run is a single code point followed by non-space).
-		return e, n0
+	// \s+(?!\S) : the whole run at the end of the segment, else the run minus its last code
+	// point; \s+ when the run is a single code point followed by non-space.
+	if e == len(s) || !inSeg(cEnd, 0) || last == i {
+		return e
 	}
-	return last, n0
+	return last
+}
+
+// skipASCIILetters returns the end of the run of ASCII letters starting at j.
+func skipASCIILetters(s string, j int) int {
+	for j+8 <= len(s) {
+		n := asciiLetters8(load64(s, j))
+		j += n
+		if n < 8 {
+			return j
+		}
+	}
+	for j < len(s) && isASCIILetter(s[j]) {
+		j++
+	}
+	return j
+}
+
+// skipLetters returns the end of the run of \p{L} and \p{M} of the segment of kind k starting at
+// j. ASCII letters are skipped eight at a time.
+func skipLetters(s string, j int, k uint8) int {
+	for j < len(s) {
+		b := s[j]
+		if b < 0x80 {
+			if k != 0 { // ASCII is never CJK
+				return j
+			}
+			if j+8 <= len(s) {
+				n := asciiLetters8(load64(s, j))
+				j += n
+				if n < 8 && s[j] < 0x80 {
+					return j
+				}
+				continue
+			}
+			if !isASCIILetter(b) {
+				return j
+			}
+			j++
+			continue
+		}
+		c, n := classMB(s, j)
+		if c&(cL|cM) == 0 || !inSeg(c, k) {
+			return j
+		}
+		j += n
+	}
+	return j
 }

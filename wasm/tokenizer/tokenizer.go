@@ -13,7 +13,8 @@ import (
 
 // Tokenizer is a loaded tokenizer. It is safe for concurrent use.
 type Tokenizer struct {
-	vocab        map[string]int // model vocabulary
+	vocab        *vocabIndex // model vocabulary; keys are substrings of vocabKeys
+	vocabKeys    string
 	modelSize    int            // entries in the model vocabulary
 	idTok        []string       // id -> token (added tokens override the model's)
 	used         []bool         // id is assigned (a vocabulary may have gaps)
@@ -84,7 +85,7 @@ func appendTokenBytes(dst []byte, tok string) []byte {
 func (t *Tokenizer) finish() {
 	for b := range 256 {
 		t.byteID[b] = -1
-		if id, ok := t.vocab[string(byteToRune[b])]; ok {
+		if id, ok := t.vocabID(string(byteToRune[b])); ok {
 			t.byteID[b] = int32(id)
 		}
 	}
@@ -95,10 +96,14 @@ func (t *Tokenizer) finish() {
 		t.decOff[id] = uint32(len(t.dec))
 		if t.used[id] {
 			t.dec = appendTokenBytes(t.dec, tok)
-			t.skip[id] = t.special[tok]
 		}
 	}
 	t.decOff[n] = uint32(len(t.dec))
+	for s := range t.special {
+		if id := t.added[s]; t.idTok[id] == s {
+			t.skip[id] = true
+		}
+	}
 	t.cache = newWordCache()
 	t.bos = t.firstSpecial("<｜begin▁of▁sentence｜>", "<s>", "<|begin_of_text|>", "<|startoftext|>")
 	t.eos = t.firstSpecial("<｜end▁of▁sentence｜>", "</s>", "<|end_of_text|>", "<|endoftext|>")
@@ -128,12 +133,16 @@ func (t *Tokenizer) AppendEncode(dst []int, text string) ([]int, error) {
 		return dst, ErrInvalidUTF8
 	}
 	e := encoder{t: t, out: dst}
+	if t.rawTrie.empty() && t.normTrie.empty() {
+		e.plain(text)
+		return e.out, nil
+	}
 	tok := func(id int32) { e.out = append(e.out, int(id)) }
 	// Raw (normalized=false) tokens are found first; the text between them is then searched
 	// for normalized tokens, and only what remains is pre-tokenized.
 	err := t.rawTrie.split(text, 0, len(text), func(a, b int) error {
 		return t.normTrie.split(text, a, b, func(a, b int) error {
-			preTokenize(text[a:b], func(x, y int) { e.piece(text[a+x : a+y]) })
+			e.plain(text[a:b])
 			return nil
 		}, tok)
 	}, tok)
@@ -141,31 +150,71 @@ func (t *Tokenizer) AppendEncode(dst []int, text string) ([]int, error) {
 }
 
 type encoder struct {
-	t   *Tokenizer
-	out []int
-	buf [smallWord]int32
+	t    *Tokenizer
+	out  []int
+	ends [128]int // piece ends from the scanner
+	buf  [64]int32
+	sc   mergeScratch
 }
 
-// piece appends the BPE ids of one pre-token.
-func (e *encoder) piece(p string) {
+// plain appends the ids of s, text without added tokens. The common cases (a one-byte piece, a
+// piece in the word cache) are handled in the loop without a call: calls and loop iterations are
+// what Go code pays most for in WebAssembly.
+func (e *encoder) plain(s string) {
 	t := e.t
-	if len(p) == 1 {
-		if id := t.byteID[p[0]]; id >= 0 {
-			e.out = append(e.out, int(id))
+	c := &t.cache
+	z := scanner{s: s}
+	a := 0
+	for {
+		ends := z.next(e.ends[:0])
+		if len(ends) == 0 {
 			return
 		}
-	}
-	cacheable := len(p) <= cacheMaxLen
-	if cacheable {
-		if ids, ok := t.cache.get(p); ok {
-			for _, id := range ids {
-				e.out = append(e.out, int(id))
+		out := e.out
+		for _, b := range ends {
+			p := s[a:b]
+			a = b
+			if len(p) == 1 {
+				if id := t.byteID[p[0]]; id >= 0 {
+					out = append(out, int(id))
+					continue
+				}
 			}
-			return
+			var h uint64
+			if len(p) <= cacheMaxLen {
+				h = c.hash(p)
+				ce := c.slots[h].Load()
+				if ce == nil || !sameKey(ce.key, p) {
+					if ce2 := c.slots[h+1].Load(); ce2 != nil && sameKey(ce2.key, p) {
+						// Keep the most recently used entry of the set first.
+						c.slots[h].Store(ce2)
+						c.slots[h+1].Store(ce)
+						ce = ce2
+					} else {
+						ce = nil
+					}
+				}
+				if ce != nil {
+					for _, id := range ce.ids {
+						out = append(out, int(id))
+					}
+					continue
+				}
+			}
+			e.out = out
+			e.piece(p, h)
+			out = e.out
 		}
+		e.out = out
 	}
+}
+
+// piece appends the BPE ids of one pre-token that is not in the cache; h is its cache slot when
+// it is short enough to be cached.
+func (e *encoder) piece(p string, h uint64) {
+	t := e.t
 	if t.ignoreMerges {
-		if id, ok := t.vocab[byteLevel(p)]; ok {
+		if id, ok := t.vocabID(byteLevel(p)); ok {
 			e.out = append(e.out, id)
 			return
 		}
@@ -190,13 +239,13 @@ func (e *encoder) piece(p string) {
 		}
 		ids = append(ids, id)
 	}
-	ids = t.pairs.mergeWord(ids)
+	ids = t.pairs.merge(ids, &e.sc)
 	for _, id := range ids {
 		e.out = append(e.out, int(id))
 	}
-	if cacheable {
+	if len(p) <= cacheMaxLen {
 		// Clone the key: p points into the caller's text, which the cache must not keep alive.
-		t.cache.put(strings.Clone(p), append([]int32(nil), ids...))
+		t.cache.put(h, &cacheEntry{strings.Clone(p), append([]int32(nil), ids...)})
 	}
 }
 
@@ -239,15 +288,17 @@ func (t *Tokenizer) TokenToID(s string) (int, bool) {
 	if id, ok := t.added[s]; ok {
 		return id, true
 	}
-	id, ok := t.vocab[s]
-	return id, ok
+	return t.vocabID(s)
 }
+
+// vocabID looks s up in the model vocabulary.
+func (t *Tokenizer) vocabID(s string) (int, bool) { return t.vocab.get(t.vocabKeys, s) }
 
 // VocabSize is HF len(tokenizer): model vocabulary plus added tokens not already in it.
 func (t *Tokenizer) VocabSize() int {
 	n := t.modelSize
 	for s := range t.added {
-		if _, ok := t.vocab[s]; !ok {
+		if _, ok := t.vocabID(s); !ok {
 			n++
 		}
 	}
