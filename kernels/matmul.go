@@ -210,7 +210,18 @@ func gemvFP8(dst []float32, w *Matrix, x []float32, lo, hi int) {
 	nb := ceilDiv(K, B)
 	s.row = grow(s.row, K)
 	xs := s.row
-	rb := -1
+	s.sc = grow(s.sc, nb)
+	amax := s.sc // max |x| per column block (NaN if any x is NaN)
+	for b := range nb {
+		m := float32(0)
+		for _, v := range x[b*B : min((b+1)*B, K)] {
+			if a := float32(math.Abs(float64(v))); !(a <= m) {
+				m = a
+			}
+		}
+		amax[b] = m
+	}
+	rb, intPath := -1, false
 	for r0 := lo; r0 < hi; r0 += 8 {
 		if hi-r0 < 8 {
 			gemmTiles(dst, w, x, 1, r0, hi) // same bits, 4 rows at a time
@@ -220,16 +231,35 @@ func gemvFP8(dst []float32, w *Matrix, x []float32, lo, hi int) {
 		// rows r0..r0+7 share a block row.
 		if r0/B != rb {
 			rb = r0 / B
+			// The integer widening (gemvFP8x8i) needs x·s·2^120 finite:
+			// |x·s| < 2^7 over every block (and s not tiny, so that the
+			// half-precision path's x·s·2^8 would be exact too and both
+			// give the same bits). Otherwise this block row takes the
+			// VCVTPH2PS kernel.
+			intPath = true
 			for b := range nb {
-				// 2^8 undoes the half-precision bias of the widening trick.
-				sc := E8M0ToF32(w.Scales[rb*nb+b]) * 256
+				e := w.Scales[rb*nb+b]
+				if !(e >= 27 && amax[b]*E8M0ToF32(e) < 128) {
+					intPath = false
+				}
+			}
+			bias := float32(256) // undoes the half-precision bias 2^-8
+			if intPath {
+				bias = 0x1p120 // undoes the float32 subnormal bias 2^-120
+			}
+			for b := range nb {
+				sc := E8M0ToF32(w.Scales[rb*nb+b]) * bias
 				c := b * B // K and B are multiples of 8 here
 				scaleAVX2(&xs[c], &x[c], sc, min(B, K-c))
 			}
 		}
 		acc := s.acc[:64]
 		clear(acc)
-		gemvFP8x8(unsafe.Pointer(&w.Data[r0*K]), K, &xs[0], &acc[0], K)
+		if intPath {
+			gemvFP8x8i(unsafe.Pointer(&w.Data[r0*K]), K, &xs[0], &acc[0], K)
+		} else {
+			gemvFP8x8(unsafe.Pointer(&w.Data[r0*K]), K, &xs[0], &acc[0], K)
+		}
 		for j := 0; j < 8; j++ {
 			dst[r0+j] = hsum8(acc[j*8:])
 		}
@@ -240,12 +270,22 @@ func gemvFP8(dst []float32, w *Matrix, x []float32, lo, hi int) {
 // leaves in its result.
 const fp4Unbias = 1.0 / (1 << 25)
 
+// e8m0Bits is the FP4 row kernel's scale table: the float32 with bits b<<23
+// for each scale byte b (2^(b-127); byte 0 gives 0 and 255 gives +Inf, as the
+// former in-register construction did).
+var e8m0Bits = func() (t [256]float32) {
+	for b := range t {
+		t[b] = math.Float32frombits(uint32(b) << 23)
+	}
+	return
+}()
+
 // gemvFP4 computes rows [lo,hi) of an FP4 product with one (permuted) input.
 func gemvFP4(dst []float32, w *Matrix, xp []float32, lo, hi int) {
 	K := w.Cols
 	g := K / FP4Group
 	for r := lo; r < hi; r++ {
-		v := gemvFP4Row(unsafe.Pointer(&w.Data[r*K/2]), &xp[0], unsafe.Pointer(&w.Scales[r*g]), g)
+		v := gemvFP4Row(unsafe.Pointer(&w.Data[r*K/2]), &xp[0], unsafe.Pointer(&w.Scales[r*g]), g, &e8m0Bits[0])
 		dst[r] = v * fp4Unbias
 	}
 }

@@ -24,7 +24,7 @@ func gemm4x3(w unsafe.Pointer, ldw int, x0, x1, x2 *float32, acc *float32, k int
 func gemvBF16x4(w unsafe.Pointer, ldw int, x *float32, acc *float32, k int)
 
 //go:noescape
-func gemvFP4Row(w unsafe.Pointer, x *float32, scales unsafe.Pointer, groups int) float32
+func gemvFP4Row(w unsafe.Pointer, x *float32, scales unsafe.Pointer, groups int, tab *float32) float32
 
 //go:noescape
 func decodeBF16(dst *float32, src unsafe.Pointer, n int)
@@ -49,3 +49,6 @@ func scaleAVX2(dst, x *float32, a float32, n int)
 
 //go:noescape
 func indexScores3(q *float32, groups, d int, k0, k1, k2, w, out *float32)
+
+//go:noescape
+func gemvFP8x8i(w unsafe.Pointer, ldw int, x *float32, acc *float32, k int)

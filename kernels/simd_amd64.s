@@ -345,7 +345,7 @@ gb4done:
 // FP4 row kernel constants. fp4int holds 2·value(code) as int8, twice (one
 // copy per 128-bit lane); fp4expand<m> moves bytes 4m..4m+3 of each lane to
 // the top byte of the lane's four dwords (int8·2^24, converted exactly by
-// VCVTDQ2PS); fp4perm broadcasts scale 0 to the low lane and 1 to the high.
+// VCVTDQ2PS).
 DATA fp4int<>+0(SB)/8, $0x0C08060403020100
 DATA fp4int<>+8(SB)/8, $0xF4F8FAFCFDFEFF00
 DATA fp4int<>+16(SB)/8, $0x0C08060403020100
@@ -368,14 +368,9 @@ EXPANDMASK(fp4exp1<>, 4, 5, 6, 7)
 EXPANDMASK(fp4exp2<>, 8, 9, 10, 11)
 EXPANDMASK(fp4exp3<>, 12, 13, 14, 15)
 
-DATA fp4perm<>+0(SB)/8, $0
-DATA fp4perm<>+8(SB)/8, $0
-DATA fp4perm<>+16(SB)/8, $0x0000000100000001
-DATA fp4perm<>+24(SB)/8, $0x0000000100000001
-GLOBL fp4perm<>(SB), RODATA|NOPTR, $32
-
-// FP4BODY: Y1 holds two groups' 32 bytes (one per lane), AX their two
-// scale bytes; adds Σ to Y0. DI points at 64 permuted x values.
+// FP4BODY: Y1 holds two groups' 32 bytes (one per lane), AX and BX their
+// two scale bytes; adds Σ to Y0. DI points at 64 permuted x values, R9 at
+// the e8m0 table (float32 with bits b<<23 for byte b).
 #define FP4BODY \
 	VPSRLW       $4, Y1, Y2 \
 	VPAND        Y14, Y1, Y1 \
@@ -409,22 +404,29 @@ GLOBL fp4perm<>(SB), RODATA|NOPTR, $32
 	VADDPS       Y4, Y3, Y3 \
 	VADDPS       Y6, Y5, Y5 \
 	VADDPS       Y5, Y3, Y3 \
-	VMOVD        AX, X7 \
-	VPMOVZXBD    X7, Y7 \
-	VPSLLD       $23, Y7, Y7 \
-	VPERMD       Y7, Y13, Y7 \
+	VBROADCASTSS (R9)(AX*4), Y7 \
+	VBROADCASTSS (R9)(BX*4), Y8 \
+	VBLENDPS     $0xF0, Y8, Y7, Y7 \
 	VFMADD231PS  Y7, Y3, Y0
 
-// func gemvFP4Row(w unsafe.Pointer, x *float32, scales unsafe.Pointer, groups int) float32
+// func gemvFP4Row(w unsafe.Pointer, x *float32, scales unsafe.Pointer, groups int, tab *float32) float32
 // One row of an FP4 matrix times x, two groups of 32 per step, where x has
 // been reordered by permuteFP4 to the order the weights come out in. The
 // result carries a factor 2^25 (2 from the int8 table, 2^24 from the
-// expansion) that the caller removes.
-TEXT ·gemvFP4Row(SB), NOSPLIT, $0-36
+// expansion) that the caller removes. tab is the 256-entry e8m0 table
+// (e8m0Bits): each pair's scale vector is two broadcast loads and a blend,
+// no shuffles (they share two pipes with the decode's VPSHUFBs on Zen 3).
+// The weights are prefetched fp4Ahead bytes ahead: rows are contiguous, so
+// this runs into the next row (a prefetch past the matrix never faults).
+// Compute and memory then overlap; without it a thread streaming from DRAM
+// waits on the hardware prefetcher.
+#define fp4Ahead 1024
+TEXT ·gemvFP4Row(SB), NOSPLIT, $0-44
 	MOVQ    w+0(FP), SI
 	MOVQ    x+8(FP), DI
 	MOVQ    scales+16(FP), R8
 	MOVQ    groups+24(FP), CX
+	MOVQ    tab+32(FP), R9
 	MOVQ    CX, DX
 	ANDQ    $1, DX
 	SHRQ    $1, CX
@@ -432,7 +434,6 @@ TEXT ·gemvFP4Row(SB), NOSPLIT, $0-36
 	MOVL    $0x0F0F0F0F, AX
 	VMOVD   AX, X14
 	VPBROADCASTD X14, Y14
-	VMOVDQU fp4perm<>(SB), Y13
 	VMOVDQU fp4exp0<>(SB), Y9
 	VMOVDQU fp4exp1<>(SB), Y10
 	VMOVDQU fp4exp2<>(SB), Y11
@@ -442,8 +443,10 @@ TEXT ·gemvFP4Row(SB), NOSPLIT, $0-36
 f4pair:
 	TESTQ   CX, CX
 	JZ      f4odd
+	PREFETCHT0 fp4Ahead(SI)
 	VMOVDQU (SI), Y1
-	MOVWLZX (R8), AX
+	MOVBLZX (R8), AX
+	MOVBLZX 1(R8), BX
 	FP4BODY
 	ADDQ    $32, SI
 	ADDQ    $256, DI
@@ -456,12 +459,13 @@ f4odd:
 	JZ      f4done
 	VMOVDQU (SI), X1 // upper lane zeroed: codes 0, value 0
 	MOVBLZX (R8), AX
+	XORL    BX, BX   // tab[0] = 0: the missing group's lanes are 0·0
 	FP4BODY
 
 f4done:
 	HSUM0
 	VZEROUPPER
-	MOVSS X0, ret+32(FP)
+	MOVSS X0, ret+40(FP)
 	RET
 
 // func decodeBF16(dst *float32, src unsafe.Pointer, n int)
@@ -794,6 +798,117 @@ f88loop8:
 	JMP     f88loop8
 
 f88done:
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VMOVUPS Y4, 128(DX)
+	VMOVUPS Y5, 160(DX)
+	VMOVUPS Y6, 192(DX)
+	VMOVUPS Y7, 224(DX)
+	VZEROUPPER
+	RET
+
+// FP8 integer widening: fp8exp8 moves bytes 0-3 of the low lane and 4-7 of
+// the high lane (after a VPBROADCASTQ of 8 bytes) to the top byte of each
+// dword, zeroing the rest (b·2^24).
+DATA fp8exp8<>+0(SB)/8, $0x0180808000808080
+DATA fp8exp8<>+8(SB)/8, $0x0380808002808080
+DATA fp8exp8<>+16(SB)/8, $0x0580808004808080
+DATA fp8exp8<>+24(SB)/8, $0x0780808006808080
+GLOBL fp8exp8<>(SB), RODATA|NOPTR, $32
+
+// FP8IROW8(src, xv, acc): widen 8 e4m3 bytes at src to float32 bit patterns
+// s·2^31 | eeeemmm·2^20 (VPSRAD by 4 of b·2^24, then clear the four sign
+// copies): exactly the e4m3 value times 2^-120, subnormals included (e4m3
+// subnormals land on float32 subnormals with the same factor). acc += w·xv.
+#define FP8IROW8(src, xv, acc) \
+	VPBROADCASTQ src, Y10 \
+	VPSHUFB      Y14, Y10, Y10 \
+	VPSRAD       $4, Y10, Y10 \
+	VPAND        Y15, Y10, Y10 \
+	VFMADD231PS  Y10, xv, acc
+
+// func gemvFP8x8i(w unsafe.Pointer, ldw int, x *float32, acc *float32, k int)
+// gemvFP8x8 with the integer widening above instead of VCVTPH2PS, for x
+// carrying the block scales and 2^120 (see gemvFP8; the caller checks that
+// this cannot overflow). The products are the same exact values as
+// gemvFP8x8's, accumulated in the same order, so the bits are the same.
+TEXT ·gemvFP8x8i(SB), NOSPLIT, $0-40
+	MOVQ         w+0(FP), SI
+	MOVQ         ldw+8(FP), BX
+	MOVQ         x+16(FP), DI
+	MOVQ         acc+24(FP), DX
+	MOVQ         k+32(FP), CX
+	LEAQ         (SI)(BX*1), R8
+	LEAQ         (R8)(BX*1), R9
+	LEAQ         (R9)(BX*1), R10
+	LEAQ         (R10)(BX*1), R11
+	LEAQ         (R11)(BX*1), R12
+	LEAQ         (R12)(BX*1), R13
+	LEAQ         (R13)(BX*1), R14
+	LEAQ         (R14)(BX*1), R15 // next block of 8 rows
+	MOVQ         R14, BX
+	MOVL         $0x87FFFFFF, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+	VMOVDQU      fp8exp8<>(SB), Y14
+	VMOVUPS      (DX), Y0
+	VMOVUPS      32(DX), Y1
+	VMOVUPS      64(DX), Y2
+	VMOVUPS      96(DX), Y3
+	VMOVUPS      128(DX), Y4
+	VMOVUPS      160(DX), Y5
+	VMOVUPS      192(DX), Y6
+	VMOVUPS      224(DX), Y7
+	XORQ         AX, AX
+	SUBQ         $16, CX // loop while AX ≤ k-16
+
+f8iloop16:
+	CMPQ    AX, CX
+	JGT     f8itail
+	VMOVUPS (DI)(AX*4), Y8
+	VMOVUPS 32(DI)(AX*4), Y9
+	PREFETCHT0 (R15)(AX*8)
+	PREFETCHT0 64(R15)(AX*8)
+	FP8IROW8((SI)(AX*1), Y8, Y0)
+	FP8IROW8(8(SI)(AX*1), Y9, Y0)
+	FP8IROW8((R8)(AX*1), Y8, Y1)
+	FP8IROW8(8(R8)(AX*1), Y9, Y1)
+	FP8IROW8((R9)(AX*1), Y8, Y2)
+	FP8IROW8(8(R9)(AX*1), Y9, Y2)
+	FP8IROW8((R10)(AX*1), Y8, Y3)
+	FP8IROW8(8(R10)(AX*1), Y9, Y3)
+	FP8IROW8((R11)(AX*1), Y8, Y4)
+	FP8IROW8(8(R11)(AX*1), Y9, Y4)
+	FP8IROW8((R12)(AX*1), Y8, Y5)
+	FP8IROW8(8(R12)(AX*1), Y9, Y5)
+	FP8IROW8((R13)(AX*1), Y8, Y6)
+	FP8IROW8(8(R13)(AX*1), Y9, Y6)
+	FP8IROW8((BX)(AX*1), Y8, Y7)
+	FP8IROW8(8(BX)(AX*1), Y9, Y7)
+	ADDQ    $16, AX
+	JMP     f8iloop16
+
+f8itail:
+	ADDQ $16, CX
+
+f8iloop8:
+	CMPQ    AX, CX
+	JGE     f8idone
+	VMOVUPS (DI)(AX*4), Y8
+	FP8IROW8((SI)(AX*1), Y8, Y0)
+	FP8IROW8((R8)(AX*1), Y8, Y1)
+	FP8IROW8((R9)(AX*1), Y8, Y2)
+	FP8IROW8((R10)(AX*1), Y8, Y3)
+	FP8IROW8((R11)(AX*1), Y8, Y4)
+	FP8IROW8((R12)(AX*1), Y8, Y5)
+	FP8IROW8((R13)(AX*1), Y8, Y6)
+	FP8IROW8((BX)(AX*1), Y8, Y7)
+	ADDQ    $8, AX
+	JMP     f8iloop8
+
+f8idone:
 	VMOVUPS Y0, (DX)
 	VMOVUPS Y1, 32(DX)
 	VMOVUPS Y2, 64(DX)

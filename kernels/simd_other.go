@@ -12,15 +12,17 @@ func hasAVX512() bool { return false }
 
 const noSIMD = "kernels: SIMD kernel called without SIMD support"
 
-func dotAVX2(a, b *float32, n int) float32                                     { panic(noSIMD) }
-func axpyAVX2(y, x *float32, a float32, n int)                                 { panic(noSIMD) }
-func sumSqAVX2(x *float32, n int) float64                                      { panic(noSIMD) }
-func gemm4x1(w unsafe.Pointer, ldw int, x *float32, acc *float32, k int)       { panic(noSIMD) }
-func gemvBF16x4(w unsafe.Pointer, ldw int, x *float32, acc *float32, k int)    { panic(noSIMD) }
-func decodeBF16(dst *float32, src unsafe.Pointer, n int)                       { panic(noSIMD) }
-func decodeFP8(dst *float32, src unsafe.Pointer, n int, scale float32)         { panic(noSIMD) }
-func decodeFP4(dst *float32, src, scales unsafe.Pointer, groups int)           { panic(noSIMD) }
-func gemvFP4Row(w unsafe.Pointer, x *float32, s unsafe.Pointer, g int) float32 { panic(noSIMD) }
+func dotAVX2(a, b *float32, n int) float32                                  { panic(noSIMD) }
+func axpyAVX2(y, x *float32, a float32, n int)                              { panic(noSIMD) }
+func sumSqAVX2(x *float32, n int) float64                                   { panic(noSIMD) }
+func gemm4x1(w unsafe.Pointer, ldw int, x *float32, acc *float32, k int)    { panic(noSIMD) }
+func gemvBF16x4(w unsafe.Pointer, ldw int, x *float32, acc *float32, k int) { panic(noSIMD) }
+func decodeBF16(dst *float32, src unsafe.Pointer, n int)                    { panic(noSIMD) }
+func decodeFP8(dst *float32, src unsafe.Pointer, n int, scale float32)      { panic(noSIMD) }
+func decodeFP4(dst *float32, src, scales unsafe.Pointer, groups int)        { panic(noSIMD) }
+func gemvFP4Row(w unsafe.Pointer, x *float32, s unsafe.Pointer, g int, tab *float32) float32 {
+	panic(noSIMD)
+}
 func gemm4x3(w unsafe.Pointer, ldw int, x0, x1, x2 *float32, acc *float32, k int) {
 	panic(noSIMD)
 }
@@ -33,3 +35,5 @@ func gemvFP8x8(w unsafe.Pointer, ldw int, x *float32, acc *float32, k int) { pan
 func scaleAVX2(dst, x *float32, a float32, n int) { panic(noSIMD) }
 
 func indexScores3(q *float32, groups, d int, k0, k1, k2, w, out *float32) { panic(noSIMD) }
+
+func gemvFP8x8i(w unsafe.Pointer, ldw int, x *float32, acc *float32, k int) { panic(noSIMD) }
