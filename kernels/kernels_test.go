@@ -6,7 +6,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/x448/float16"
@@ -446,4 +448,35 @@ func TestGemvMatchesGemmBits(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestParallelSpinAndPark: concurrent callers, with pauses shorter and
+// longer than spinFor between operations (helpers take jobs while spinning
+// and after parking), each chunk runs exactly once and every call returns.
+func TestParallelSpinAndPark(t *testing.T) {
+	c := NewCPU(3)
+	var wg sync.WaitGroup
+	for g := range 3 {
+		wg.Go(func() {
+			for i := range 40 {
+				n := 1 + (g*37+i*11)%200
+				seen := make([]atomic.Int32, n)
+				c.Parallel(n, 1+i%5, func(lo, hi int) {
+					for k := lo; k < hi; k++ {
+						seen[k].Add(1)
+					}
+				})
+				for k := range seen {
+					if v := seen[k].Load(); v != 1 {
+						t.Errorf("caller %d op %d: element %d visited %d times", g, i, k, v)
+						return
+					}
+				}
+				if i%8 == 7 {
+					time.Sleep(2 * spinFor) // helpers park
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
