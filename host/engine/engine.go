@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -456,27 +457,66 @@ func (e *Engine) admit() {
 	for len(e.pending) > 0 && len(e.active) < e.cfg.MaxSessions {
 		s := e.pending[0]
 		pe := e.prefix.take(s.tokens[:s.promptLen])
+		var live Sequence
+		have := 0
+		if pe != nil {
+			have = len(pe.tokens)
+		}
+		if clone, n := e.liveClone(s.tokens[:s.promptLen], have); clone != nil {
+			if pe != nil {
+				e.prefix.put(pe.tokens, pe.seq)
+				pe = nil
+			}
+			live, have = clone, n
+		}
 		for e.reserved+e.prefix.bytes+s.reserve > e.cfg.CacheBudget && e.prefix.evictOldest() {
 		}
 		if e.reserved+e.prefix.bytes+s.reserve > e.cfg.CacheBudget {
 			if pe != nil { // give it back; it may serve this request later
 				e.prefix.put(pe.tokens, pe.seq)
 			}
-			return
+			return // (a live clone is simply dropped)
 		}
 		e.pending = e.pending[1:]
 		e.queued.Add(-1)
 		e.reserved += s.reserve
 		s.admitted = time.Now()
-		if pe != nil {
+		switch {
+		case pe != nil:
 			s.seq, s.fed, s.cached = pe.seq, len(pe.tokens), len(pe.tokens)
 			e.stats.cachedTokens.Add(uint64(s.cached))
-		} else {
+		case live != nil:
+			s.seq, s.fed, s.cached = live, have, have
+			e.stats.cachedTokens.Add(uint64(s.cached))
+		default:
 			s.seq = e.r.NewSequence()
 		}
 		e.active = append(e.active, s)
 		e.log.Debug().Str("req", s.id).Int("prompt", s.promptLen).Int("cached", s.cached).Int("max_tokens", s.maxTokens).Msg("admitted")
 	}
+}
+
+// liveClone copies the caches of the active hosted session that has consumed
+// the longest strict prefix of prompt longer than atLeast tokens; nil when
+// none has (or its sequences cannot be copied). It runs between rounds, when
+// no sequence is in a forward pass.
+func (e *Engine) liveClone(prompt []int, atLeast int) (Sequence, int) {
+	var best *session
+	for _, a := range e.active {
+		if a.raw || a.seq == nil || a.fed <= atLeast || a.fed >= len(prompt) {
+			continue
+		}
+		if _, ok := a.seq.(Cloner); !ok || !slices.Equal(a.tokens[:a.fed], prompt[:a.fed]) {
+			continue
+		}
+		if best == nil || a.fed > best.fed {
+			best = a
+		}
+	}
+	if best == nil {
+		return nil, 0
+	}
+	return best.seq.(Cloner).Clone(), best.fed
 }
 
 // work is one session's share of a round's forward pass: a decode token or

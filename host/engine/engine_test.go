@@ -390,6 +390,49 @@ func TestPrefixReuse(t *testing.T) {
 	}
 }
 
+// TestLivePrefixReuse: a request whose prompt extends the tokens a live
+// session has consumed so far starts from a copy of that session's caches;
+// both produce what they produce alone.
+func TestLivePrefixReuse(t *testing.T) {
+	r := enginetest.NewRunner()
+	r.StepDelay = 2 * time.Millisecond // keep the first session's prefill running
+	e := newEngine(t, r, engine.Config{PrefillChunk: 16, PrefixCacheBytes: -1})
+	cold := newEngine(t, enginetest.NewRunner(), engine.Config{PrefillChunk: 16, PrefixCacheBytes: -1})
+	long := prompt(t, e, strings.Repeat("a long shared system prompt, read a chunk per round. ", 12))
+	if len(long) < 100 {
+		t.Fatalf("prompt of %d tokens", len(long))
+	}
+	reqA := engine.Request{Prompt: long, MaxTokens: 8, IgnoreEOS: true, Sampling: engine.SamplerParams{Seed: 5, Temperature: 1}}
+	more, _ := e.Edge().Encode(" then a question")
+	reqB := engine.Request{Prompt: append(append([]int(nil), long...), more...), MaxTokens: 8, IgnoreEOS: true,
+		Sampling: engine.SamplerParams{Seed: 6, Temperature: 1}}
+	stA, err := e.Submit(context.Background(), reqA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wait until A is part-way through its prompt (prefill events come
+	// before any token), then submit B.
+	for ev := range stA.Events {
+		if ev.Kind == engine.EventPrefill && ev.Prefilled >= 32 {
+			break
+		}
+	}
+	stB, err := e.Submit(context.Background(), reqB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oA, oB := collect(t, stA), collect(t, stB)
+	if c := oB.res.Usage.CachedTokens; c < 32 || c >= len(long) {
+		t.Fatalf("B reused %d tokens of the live session, want at least 32 and fewer than A's %d-token prompt", c, len(long))
+	}
+	if alone := run(t, cold, reqB); fmt.Sprint(alone.ids) != fmt.Sprint(oB.ids) {
+		t.Fatalf("B from a live copy %v, alone %v", oB.ids, alone.ids)
+	}
+	if alone := run(t, cold, reqA); fmt.Sprint(alone.ids) != fmt.Sprint(oA.ids) {
+		t.Fatalf("A after being copied %v, alone %v", oA.ids, alone.ids)
+	}
+}
+
 func TestLongPrefillInterleaves(t *testing.T) {
 	r := enginetest.NewRunner()
 	var mu sync.Mutex

@@ -16,6 +16,14 @@ type Sequence interface {
 	Bytes() int
 }
 
+// Cloner is implemented by sequences whose caches can be copied. The engine
+// copies a live session's caches for a new request whose prompt extends the
+// tokens that session has consumed (prefix reuse of live sessions).
+type Cloner interface {
+	// Clone returns an independent copy of the sequence.
+	Clone() Sequence
+}
+
 // Runner computes forward passes. It is what the engine needs from a model;
 // *model.Model fits through NewModelRunner. The engine calls Forward and
 // ForwardBatch from one goroutine only.
@@ -57,6 +65,9 @@ func (s modelSeq) Pos() int { return s.st.Pos }
 
 // Bytes implements Sequence.
 func (s modelSeq) Bytes() int { return s.st.Bytes() }
+
+// Clone implements Cloner.
+func (s modelSeq) Clone() Sequence { return modelSeq{s.st.Clone()} }
 
 // Config implements Runner.
 func (r modelRunner) Config() checkpoint.Config { return r.m.Config }

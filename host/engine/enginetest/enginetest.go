@@ -59,6 +59,7 @@ type Seq struct {
 	h    uint64
 	pos  int
 	plan *engine.MemoryPlan
+	next *atomic.Int64 // the runner's id counter
 }
 
 // Pos implements engine.Sequence.
@@ -67,13 +68,20 @@ func (s *Seq) Pos() int { return s.pos }
 // Bytes implements engine.Sequence, following the memory plan.
 func (s *Seq) Bytes() int { return int(s.plan.SeqBytes(s.pos)) }
 
+// Clone implements engine.Cloner: the copy has its own id.
+func (s *Seq) Clone() engine.Sequence {
+	c := *s
+	c.ID = s.next.Add(1)
+	return &c
+}
+
 // Config implements engine.Runner.
 func (r *Runner) Config() checkpoint.Config { return r.Cfg }
 
 // NewSequence implements engine.Runner.
 func (r *Runner) NewSequence() engine.Sequence {
 	r.once.Do(func() { r.plan, _ = engine.NewMemoryPlan(r.Cfg, 0) })
-	return &Seq{ID: r.nextSeq.Add(1), h: 0x9E3779B97F4A7C15, plan: &r.plan}
+	return &Seq{ID: r.nextSeq.Add(1), h: 0x9E3779B97F4A7C15, plan: &r.plan, next: &r.nextSeq}
 }
 
 // Forwards is how many forward passes sequence id has taken part in.
