@@ -7,12 +7,13 @@ import (
 )
 
 // CPU is the CPU backend: SIMD kernels where the machine has them (see
-// Implementation), portable Go otherwise, run on a persistent process-wide
-// worker pool. It splits products over output rows and attention over heads,
+// Implementation), portable Go otherwise, run on its own persistent worker
+// pool. It splits products over output rows and attention over heads,
 // and every output element is computed by the same sequence of operations
 // whatever the thread count, so results are bit-identical for any Threads.
 type CPU struct {
 	threads int
+	pool    *Pool
 }
 
 // NewCPU returns a CPU backend using the given number of threads (0: all cores).
@@ -20,8 +21,7 @@ func NewCPU(threads int) *CPU {
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	ensureWorkers(threads - 1)
-	return &CPU{threads: threads}
+	return &CPU{threads: threads, pool: NewPool(threads)}
 }
 
 // Name implements Backend.
@@ -33,14 +33,14 @@ func (c *CPU) Threads() int { return c.threads }
 // MatMul implements Backend. Weights are dequantized in registers (n=1) or
 // one small tile at a time (n>1), never into a copy of the matrix.
 func (c *CPU) MatMul(dst []float32, w *Matrix, x []float32, n int) {
-	matMul(c.threads, dst, w, x, n)
+	matMul(c.pool, dst, w, x, n)
 }
 
 // Parallel runs f over disjoint chunks [lo,hi) covering [0,n) on the
 // backend's worker pool; chunk boundaries are multiples of grain. It is for
 // callers with their own row-parallel work (the model's element-wise loops).
 func (c *CPU) Parallel(n, grain int, f func(lo, hi int)) {
-	parallelFor(c.threads, n, grain, f)
+	c.pool.For(n, grain, f)
 }
 
 // Attend implements Backend. Heads are processed four at a time so each key
@@ -53,12 +53,12 @@ func (c *CPU) Attend(out, q []float32, heads, d int, rows [][]float32, sinks []f
 	_ = q[heads*d-1]
 	_ = sinks[heads-1]
 	if !useSIMD || d < 8 {
-		parallelFor(c.threads, heads, grainFor(heads, c.threads, 1), func(lo, hi int) {
+		c.pool.For(heads, grainFor(heads, c.threads, 1), func(lo, hi int) {
 			AttendRef(out[lo*d:hi*d], q[lo*d:hi*d], hi-lo, d, rows, sinks[lo:hi], scale)
 		})
 		return
 	}
-	parallelFor(c.threads, heads, 4, func(lo, hi int) {
+	c.pool.For(heads, 4, func(lo, hi int) {
 		for h := lo; h < hi; h += 4 {
 			attend4(out, q, h, min(h+4, hi), d, rows, sinks, scale)
 		}

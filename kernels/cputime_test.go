@@ -48,7 +48,7 @@ func TestKernelCPUTime(t *testing.T) {
 			start := threadCPU()
 			for threadCPU()-start < 20*time.Millisecond {
 				for k := 0; k < 10; k++ {
-					matMul(1, dst, w, x, c.n)
+					matMul(nil, dst, w, x, c.n)
 				}
 				iters += 10
 			}
@@ -118,7 +118,7 @@ func TestIndexScoresCPUTime(t *testing.T) {
 		name string
 		f    func()
 	}{
-		{"kernel", func() { IndexScores(1, dst, q, heads, d, w, keys) }},
+		{"kernel", func() { IndexScores(nil, dst, q, heads, d, w, keys) }},
 		{"dot-loop", func() {
 			for k, key := range keys {
 				var s float32

@@ -29,12 +29,12 @@ func IndexScoresRef(dst, q []float32, heads, d int, w []float32, keys [][]float3
 
 // IndexScores writes score[k] = Σ_h w[h]·max(0, ⟨q_h, keys[k]⟩) into dst for
 // every key, with q holding heads rows of d floats and every key at least d
-// floats. It uses up to threads workers of the pool; the result does not
-// depend on threads (each key is computed by the same operations wherever
+// floats. It runs on p (nil: the caller alone); the result does not
+// depend on the thread count (each key is computed by the same operations wherever
 // its chunk starts). The per-head dot products are summed lane-wise (8
 // lanes), and heads are accumulated in four interleaved partial sums
 // (h mod 4), so the result differs from IndexScoresRef by float32 rounding.
-func IndexScores(threads int, dst, q []float32, heads, d int, w []float32, keys [][]float32) {
+func IndexScores(p *Pool, dst, q []float32, heads, d int, w []float32, keys [][]float32) {
 	n := len(keys)
 	if n == 0 {
 		return
@@ -50,7 +50,7 @@ func IndexScores(threads int, dst, q []float32, heads, d int, w []float32, keys 
 		_ = k[d-1] // the assembly reads d floats of every key
 	}
 	if !useSIMD || d%8 != 0 {
-		parallelFor(threads, n, grainFor(n, threads, 3), func(lo, hi int) {
+		p.For(n, grainFor(n, p.Threads(), 3), func(lo, hi int) {
 			indexScoresGo(dst, q, heads, d, w, keys, lo, hi)
 		})
 		return
@@ -67,7 +67,7 @@ func IndexScores(threads int, dst, q []float32, heads, d int, w []float32, keys 
 	}
 	// Grains are multiples of 3, so a key's position in its triple (and with
 	// it the code that computes it) never depends on the chunking.
-	parallelFor(threads, n, grainFor(n, threads, 3), func(lo, hi int) {
+	p.For(n, grainFor(n, p.Threads(), 3), func(lo, hi int) {
 		var acc [12]float32
 		for k := lo; k < hi; k += 3 {
 			acc = [12]float32{}
@@ -90,7 +90,7 @@ func IndexScores(threads int, dst, q []float32, heads, d int, w []float32, keys 
 // IndexScores implements the indexer scoring on the backend's pool (see the
 // package-level IndexScores).
 func (c *CPU) IndexScores(dst, q []float32, heads, d int, w []float32, keys [][]float32) {
-	IndexScores(c.threads, dst, q, heads, d, w, keys)
+	IndexScores(c.pool, dst, q, heads, d, w, keys)
 }
 
 // indexScoresGo is the portable path for keys [lo,hi), with the SIMD path's

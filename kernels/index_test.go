@@ -12,6 +12,7 @@ import (
 // a multiple of 8, negative head weights and all-negative dot products, and
 // that 1, 2 and 3 threads give identical bits.
 func TestIndexScores(t *testing.T) {
+	pools := map[int]*Pool{1: nil, 2: NewPool(2), 3: NewPool(3)}
 	paths(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(11, 12))
 		for _, c := range []struct{ heads, d, n int }{
@@ -43,7 +44,7 @@ func TestIndexScores(t *testing.T) {
 				var first []float32
 				for _, th := range []int{1, 2, 3} {
 					got := make([]float32, c.n)
-					IndexScores(th, got, q, c.heads, c.d, w, keys)
+					IndexScores(pools[th], got, q, c.heads, c.d, w, keys)
 					for k := range got {
 						// Bound: float32 rounding of Σ_h |w_h|·Σ_c |q·k|.
 						var mag float64
@@ -90,7 +91,7 @@ func TestIndexScoresNegative(t *testing.T) {
 			q[i], q[d+i] = -1, 0.5
 		}
 		got := make([]float32, 4)
-		IndexScores(2, got, q, 2, d, []float32{3, 2}, [][]float32{key, key, key, key})
+		IndexScores(NewPool(2), got, q, 2, d, []float32{3, 2}, [][]float32{key, key, key, key})
 		for k, v := range got {
 			if v != 2*0.5*16 {
 				t.Fatalf("key %d: %v, want 16", k, v)

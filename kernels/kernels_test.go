@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -479,4 +480,36 @@ func TestParallelSpinAndPark(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestPoolHelpersStop: a pool's helpers end on Close, and once an abandoned
+// pool is collected.
+func TestPoolHelpersStop(t *testing.T) {
+	waitFor := func(want int, collect bool) {
+		t.Helper()
+		for range 500 {
+			if runtime.NumGoroutine() <= want {
+				return
+			}
+			if collect {
+				runtime.GC()
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		t.Fatalf("%d goroutines, want at most %d", runtime.NumGoroutine(), want)
+	}
+	before := runtime.NumGoroutine()
+	p := NewPool(4)
+	var sum atomic.Int64
+	p.For(100, 1, func(lo, hi int) { sum.Add(int64(hi - lo)) })
+	if sum.Load() != 100 {
+		t.Fatalf("covered %d of 100", sum.Load())
+	}
+	p.Close()
+	waitFor(before, false)
+	func() {
+		q := NewPool(3)
+		q.For(10, 1, func(lo, hi int) {})
+	}()
+	waitFor(before, true)
 }

@@ -64,7 +64,7 @@ func simdOK(w *Matrix) bool {
 func f32ptr(x []float32, i int) *float32 { return &x[i] }
 
 // matMul is the driver behind CPU.MatMul.
-func matMul(threads int, dst []float32, w *Matrix, x []float32, n int) {
+func matMul(p *Pool, dst []float32, w *Matrix, x []float32, n int) {
 	// The assembly reads without bounds checks, so an inconsistent matrix
 	// must stop here (a programmer error: load-time Validate catches it).
 	if err := w.Validate(); err != nil {
@@ -79,15 +79,16 @@ func matMul(threads int, dst []float32, w *Matrix, x []float32, n int) {
 		return
 	}
 	_ = x[n*w.Cols-1]
+	threads := p.Threads()
 	grain := grainFor(w.Rows, threads, 4)
 	if !simdOK(w) {
 		switch {
 		case n == 1 && w.Format == FP8:
-			parallelFor(threads, w.Rows, grain, func(lo, hi int) { gemvFP8Go(dst, w, x, lo, hi) })
+			p.For(w.Rows, grain, func(lo, hi int) { gemvFP8Go(dst, w, x, lo, hi) })
 		case n == 1 && w.Format == FP4:
-			parallelFor(threads, w.Rows, grain, func(lo, hi int) { gemvFP4Go(dst, w, x, lo, hi) })
+			p.For(w.Rows, grain, func(lo, hi int) { gemvFP4Go(dst, w, x, lo, hi) })
 		default:
-			parallelFor(threads, w.Rows, grain, func(lo, hi int) { matMulPortable(dst, w, x, n, lo, hi) })
+			p.For(w.Rows, grain, func(lo, hi int) { matMulPortable(dst, w, x, n, lo, hi) })
 		}
 		return
 	}
@@ -95,15 +96,15 @@ func matMul(threads int, dst []float32, w *Matrix, x []float32, n int) {
 		switch w.Format {
 		case FP8:
 			g8 := grainFor(w.Rows, threads, 8)
-			parallelFor(threads, w.Rows, g8, func(lo, hi int) { gemvFP8(dst, w, x, lo, hi) })
+			p.For(w.Rows, g8, func(lo, hi int) { gemvFP8(dst, w, x, lo, hi) })
 			return
 		case FP4:
 			xp := permuteFP4(x[:w.Cols])
-			parallelFor(threads, w.Rows, grain, func(lo, hi int) { gemvFP4(dst, w, xp, lo, hi) })
+			p.For(w.Rows, grain, func(lo, hi int) { gemvFP4(dst, w, xp, lo, hi) })
 			return
 		}
 	}
-	parallelFor(threads, w.Rows, grain, func(lo, hi int) { gemmTiles(dst, w, x, n, lo, hi) })
+	p.For(w.Rows, grain, func(lo, hi int) { gemmTiles(dst, w, x, n, lo, hi) })
 }
 
 // gemmTiles computes rows [lo,hi) (lo a multiple of 4) for all n inputs.

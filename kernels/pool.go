@@ -7,9 +7,8 @@ import (
 	"time"
 )
 
-// The worker pool is process-wide and persistent: goroutines are started once
-// (growing to the largest thread count any backend asked for) and then wait
-// for jobs, so an operation costs a hand-off per helper instead of a
+// Each CPU backend owns a Pool: helper goroutines started once, which then
+// wait for jobs, so an operation costs a hand-off per helper instead of a
 // goroutine start. Work is handed out in small contiguous chunks through an
 // atomic counter, so a helper that was descheduled (the cores are shared)
 // does not hold the whole operation back. Which worker runs a chunk never
@@ -21,7 +20,7 @@ import (
 // parallel operations separated by short serial stretches, so helpers and
 // the caller spin for up to spinFor before they park: a helper polls for the
 // next posted job, the caller for the last chunk of its own. Parked helpers
-// are woken through the channel as before.
+// are woken through the channel.
 
 // spinFor is how long a helper looks for new work, and the caller for its
 // job's completion, before blocking.
@@ -58,54 +57,81 @@ func (j *job) run() {
 // claimable reports whether chunks of j are left to claim.
 func (j *job) claimable() bool { return j.next.Load() < int64(j.n) }
 
-var pool struct {
-	mu      sync.Mutex
-	workers int
-	jobs    chan *job
-	posted  atomic.Pointer[job] // the latest job, for spinning helpers
-	parked  atomic.Int32        // helpers blocked on jobs
+// Pool runs parallel operations on threads goroutines: the caller of For
+// and threads−1 helpers. It is safe for concurrent use. Its helpers stop
+// when Close is called or, failing that, once the Pool is garbage.
+type Pool struct {
+	threads int
+	q       *queue
 }
 
-// ensureWorkers makes sure at least n helper goroutines exist.
-func ensureWorkers(n int) {
-	pool.mu.Lock()
-	defer pool.mu.Unlock()
-	if pool.jobs == nil {
-		pool.jobs = make(chan *job, 256)
-	}
-	for ; pool.workers < n; pool.workers++ {
-		go helper(pool.jobs)
-	}
+// queue is what the helpers share; it does not point back to the Pool, so
+// an abandoned Pool can be collected and its helpers told to stop.
+type queue struct {
+	jobs      chan *job
+	posted    atomic.Pointer[job] // the latest job, for spinning helpers
+	parked    atomic.Int32        // helpers blocked on jobs
+	closeOnce sync.Once
 }
+
+func (q *queue) close() { q.closeOnce.Do(func() { close(q.jobs) }) }
+
+// NewPool returns a pool of threads workers (0 or less: one per core).
+func NewPool(threads int) *Pool {
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	q := &queue{jobs: make(chan *job, 256)}
+	for range threads - 1 {
+		go q.helper()
+	}
+	p := &Pool{threads: threads, q: q}
+	runtime.AddCleanup(p, func(q *queue) { q.close() }, q)
+	return p
+}
+
+// Threads is the number of workers, the caller included.
+func (p *Pool) Threads() int {
+	if p == nil {
+		return 1
+	}
+	return p.threads
+}
+
+// Close stops the helpers; the pool must not be used afterwards.
+func (p *Pool) Close() { p.q.close() }
 
 // helper runs jobs: the posted one while it spins, else what the channel
-// brings once it has parked. A job taken both ways is harmless: run returns
-// at once when no chunk is left.
-func helper(jobs <-chan *job) {
+// brings once it has parked; it returns when the channel is closed. A job
+// taken both ways is harmless: run returns at once when no chunk is left.
+func (q *queue) helper() {
 	for {
-		if j := spinForJob(); j != nil {
+		if j := q.spinForJob(); j != nil {
 			j.run()
 			continue
 		}
-		pool.parked.Add(1)
+		q.parked.Add(1)
 		// A job posted between the spin and the increment would find no
 		// parked helper to send to: look once more.
-		if j := pool.posted.Load(); j != nil && j.claimable() {
-			pool.parked.Add(-1)
+		if j := q.posted.Load(); j != nil && j.claimable() {
+			q.parked.Add(-1)
 			j.run()
 			continue
 		}
-		j := <-jobs
-		pool.parked.Add(-1)
+		j, ok := <-q.jobs
+		q.parked.Add(-1)
+		if !ok {
+			return
+		}
 		j.run()
 	}
 }
 
 // spinForJob polls for a posted job with chunks left, for up to spinFor.
-func spinForJob() *job {
+func (q *queue) spinForJob() *job {
 	start := time.Now()
 	for i := 1; ; i++ {
-		if j := pool.posted.Load(); j != nil && j.claimable() {
+		if j := q.posted.Load(); j != nil && j.claimable() {
 			return j
 		}
 		if i%64 == 0 {
@@ -117,28 +143,28 @@ func spinForJob() *job {
 	}
 }
 
-// parallelFor calls f on disjoint chunks [lo,hi) covering [0,n), using up to
-// threads goroutines (the caller's included). Chunk boundaries are multiples
-// of grain.
-func parallelFor(threads, n, grain int, f func(lo, hi int)) {
+// For calls f on disjoint chunks [lo,hi) covering [0,n), on up to
+// Threads goroutines (the caller's included). Chunk boundaries are
+// multiples of grain. A nil Pool runs everything on the caller.
+func (p *Pool) For(n, grain int, f func(lo, hi int)) {
 	if n <= 0 {
 		return
 	}
 	grain = max(grain, 1)
 	chunks := (n + grain - 1) / grain
-	t := min(threads, chunks)
+	t := min(p.Threads(), chunks)
 	if t <= 1 {
 		for lo := 0; lo < n; lo += grain {
 			f(lo, min(lo+grain, n))
 		}
 		return
 	}
-	ensureWorkers(t - 1)
+	q := p.q
 	j := &job{n: n, grain: grain, f: f, chunks: int64(chunks), finished: make(chan struct{})}
-	pool.posted.Store(j)
-	for k := min(int(pool.parked.Load()), t-1); k > 0; k-- {
+	q.posted.Store(j)
+	for k := min(int(q.parked.Load()), t-1); k > 0; k-- {
 		select {
-		case pool.jobs <- j:
+		case q.jobs <- j:
 		default: // queue full: the caller does the work
 		}
 	}
@@ -151,6 +177,7 @@ func parallelFor(threads, n, grain int, f func(lo, hi int)) {
 			break
 		}
 	}
+	runtime.KeepAlive(p) // the helpers must outlive the operation
 }
 
 // grainFor picks a chunk size (a multiple of align) giving each of threads

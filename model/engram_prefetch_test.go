@@ -128,7 +128,7 @@ func TestEngramPrefetchLeavesNoGoroutine(t *testing.T) {
 	toks := randomTokens(40, on.Config.VocabSize, 3)
 	rows := engramRows(on, toks)
 	st := on.NewState()
-	// The first call starts the kernels' worker pool, which stays.
+	// A first call, before counting (the backend's worker pool exists already).
 	if _, err := on.Forward(st, input(toks, rows, 0, 1), model.Options{}); err != nil {
 		t.Fatal(err)
 	}

@@ -81,7 +81,7 @@ func (ix *Indexer) Scores(q IndexQuery, keys *CompressedKV, nvis int) []float32 
 	if sc, ok := q.be.(indexScorer); ok {
 		sc.IndexScores(s, q.Q, ix.Heads, ix.HeadDim, w, keys.Rows[:nvis])
 	} else {
-		kernels.IndexScores(1, s, q.Q, ix.Heads, ix.HeadDim, w, keys.Rows[:nvis])
+		kernels.IndexScores(nil, s, q.Q, ix.Heads, ix.HeadDim, w, keys.Rows[:nvis])
 	}
 	return s
 }
