@@ -45,34 +45,9 @@ def greedy(model, ids: list[int], n: int) -> list[int]:
     return ids
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, help="exported model directory")
-    ap.add_argument("--work", required=True, help="prepare_data.py work directory")
-    ap.add_argument("--seq-len", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--max-tokens", type=int, default=0)
-    ap.add_argument("--prompt", default="func (s *Server)")
-    ap.add_argument("--gen-tokens", type=int, default=48)
-    ap.add_argument("--out", default=None, help="eval.json (default MODEL/eval.json); merged if present")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    from tokenizers import Tokenizer
-
-    cfg, model, _ = ex.load_dequantized(args.model)
-    ties = common.install_tie_rule(model)
-    tok = Tokenizer.from_file(os.path.join(args.model, "tokenizer.json"))
-    data = np.fromfile(os.path.join(args.work, "eval.u16"), dtype=np.uint16).astype(np.int64)
-    docs = json.load(open(os.path.join(args.work, "eval_docs.json")))
-    corpus = json.load(open(os.path.join(args.work, "corpus.json")))
-    src = corpus["goroot_src"]
-    total_tokens = sum(d[2] - 2 for d in docs)
-    stride = 1
-    if args.max_tokens and total_tokens > args.max_tokens:
-        stride = math.ceil(total_tokens / args.max_tokens)
-    sel = docs[::stride]
-
-    L = args.seq_len
+def score(model, sel, data, src, L: int, batch: int):
+    """Per-file NLL (nats) of the documents sel, each scored as BOS + tokens in non-overlapping
+    windows of L positions; also the files' bytes, byte and token totals, and the seconds taken."""
     full, tails = [], []  # (window ids, index of its file)
     nbytes, ntok = 0, 0
     cat = []
@@ -90,8 +65,8 @@ def main(argv=None) -> int:
     file_nll = [0.0] * len(sel)
     t0 = time.time()
     with torch.no_grad():
-        for i in range(0, len(full), args.batch):
-            chunk = full[i:i + args.batch]
+        for i in range(0, len(full), batch):
+            chunk = full[i:i + batch]
             xb = torch.from_numpy(np.stack([x for x, _ in chunk]))
             lg = model(input_ids=xb[:, :-1], use_cache=False).logits
             ce = torch.nn.functional.cross_entropy(lg.reshape(-1, lg.shape[-1]), xb[:, 1:].reshape(-1),
@@ -102,10 +77,45 @@ def main(argv=None) -> int:
             xb = torch.from_numpy(x)[None]
             lg = model(input_ids=xb[:, :-1], use_cache=False).logits
             file_nll[fi] += torch.nn.functional.cross_entropy(lg[0], xb[0, 1:], reduction="sum").item()
-    nll = sum(file_nll)
-    secs = time.time() - t0
     scored = sum(len(x) - 1 for x, _ in full) + sum(len(x) - 1 for x, _ in tails)
     assert scored == ntok, (scored, ntok)
+    return file_nll, cat, nbytes, ntok, time.time() - t0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="exported model directory")
+    ap.add_argument("--work", required=True, help="prepare_data.py work directory")
+    ap.add_argument("--seq-len", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--max-tokens", type=int, default=0)
+    ap.add_argument("--prompt", default="func (s *Server)")
+    ap.add_argument("--gen-tokens", type=int, default=48)
+    ap.add_argument("--out", default=None, help="eval.json (default MODEL/eval.json); merged if present")
+    ap.add_argument("--ckpt", default=None, help="train.py checkpoint: also measure the effect of quantisation "
+                    "(float32 trained weights vs the dequantised export) on every --quant-stride-th held-out file")
+    ap.add_argument("--quant-stride", type=int, default=11, help="the subset testdata/demo-heldout holds")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from tokenizers import Tokenizer
+
+    cfg, model, _ = ex.load_dequantized(args.model)
+    ties = common.install_tie_rule(model)
+    tok = Tokenizer.from_file(os.path.join(args.model, "tokenizer.json"))
+    data = np.fromfile(os.path.join(args.work, "eval.u16"), dtype=np.uint16).astype(np.int64)
+    docs = json.load(open(os.path.join(args.work, "eval_docs.json")))
+    corpus = json.load(open(os.path.join(args.work, "corpus.json")))
+    src = corpus["goroot_src"]
+    total_tokens = sum(d[2] - 2 for d in docs)
+    stride = 1
+    if args.max_tokens and total_tokens > args.max_tokens:
+        stride = math.ceil(total_tokens / args.max_tokens)
+    sel = docs[::stride]
+
+    L = args.seq_len
+    file_nll, cat, nbytes, ntok, secs = score(model, sel, data, src, L, args.batch)
+    nll = sum(file_nll)
     blob = b"".join(cat)
     xzb = xz_bits(blob)
     # The same comparison restricted to non-test files (the issue's ~1.66 bits/byte for xz is
@@ -138,8 +148,24 @@ def main(argv=None) -> int:
     res["sample"] = {"prompt": args.prompt, "prompt_ids": prompt_ids, "bos": True, "greedy_new_tokens": args.gen_tokens,
                      "ids": gen, "completion_text": tok.decode(gen[len(prompt_ids):], skip_special_tokens=False),
                      "full_text": tok.decode(gen[1:], skip_special_tokens=False)}
+    quant = None
+    if args.ckpt:
+        sub = docs[::args.quant_stride]
+        ck = torch.load(args.ckpt, map_location="cpu", weights_only=False)
+        _, trained = common.build_model(common.clean_config(ck["config"]))
+        trained.load_state_dict(ck["model"], strict=True)
+        common.install_tie_rule(trained.eval())
+        quant = {"subset": None}
+        for name, m in (("float32_trained_weights", trained), ("dequantised_export", model)):
+            fn, _, sb, st, _ = score(m, sub, data, src, L, args.batch)
+            quant["bits_per_byte_" + name] = sum(fn) / math.log(2) / sb
+            quant["perplexity_" + name] = math.exp(sum(fn) / st)
+        quant["subset"] = f"every {args.quant_stride}th held-out file: {len(sub)} files, {st} tokens, {sb} bytes"
+        print(json.dumps(quant, indent=1))
     out = args.out or os.path.join(args.model, "eval.json")
     prev = json.load(open(out)) if os.path.exists(out) else {}
+    if quant:
+        prev["quantisation_effect"] = quant
     prev["heldout"] = {k: v for k, v in res.items() if k != "sample"}
     prev["sample"] = res["sample"]
     with open(out, "w") as f:
