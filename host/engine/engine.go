@@ -257,18 +257,22 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Stream, error) {
 		return nil, &AdmissionError{Reason: "memory", PromptTokens: n, MaxTokens: maxTok, ContextLimit: e.ctxLimit,
 			NeedBytes: need, BudgetBytes: e.cfg.CacheBudget}
 	}
+	// The sampler parameters are checked now, by the engine's edge; a
+	// request that gets an edge instance of its own (SessionEdges) opens it
+	// when admitted, so that queued requests hold none.
 	t0 := time.Now()
-	edge, own, err := e.sessionEdge(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("engine: %w", err)
-	}
-	smp, err := edge.NewSampler(req.Sampling)
+	smp, err := e.edge.NewSampler(req.Sampling)
 	e.stats.edge.observe(time.Since(t0))
 	if err != nil {
-		if own != nil {
-			own.Close()
-		}
 		return nil, fmt.Errorf("engine: sampler: %w", err)
+	}
+	var detok Detok
+	var edgeReady chan struct{}
+	if _, ok := e.edge.(SessionEdges); ok {
+		release(smp)
+		smp, edgeReady = nil, make(chan struct{})
+	} else {
+		detok = e.edge.NewDetok()
 	}
 	id := req.ID
 	if id == "" {
@@ -284,47 +288,77 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Stream, error) {
 	out := make(chan Event, e.cfg.EventBuffer)
 	s := &session{id: id, ctx: ctx, req: req, maxTokens: maxTok, reserve: need,
 		tokens: append(make([]int, 0, n+min(maxTok, 1024)), req.Prompt...), promptLen: n,
-		sampler: smp, detok: edge.NewDetok(), ownEdge: own, stop: newStopMatcher(req.Stop), stopTokens: stops,
+		sampler: smp, detok: detok, edgeReady: edgeReady, stop: newStopMatcher(req.Stop), stopTokens: stops,
 		out: out, submitted: time.Now()}
-	closeOwn := func() {
-		if own != nil {
-			own.Close()
+	drop := func() {
+		if edgeReady == nil {
+			release(smp)
+			release(detok)
 		}
 	}
 	if e.queued.Add(1) > int64(e.cfg.MaxQueue) {
 		e.queued.Add(-1)
 		e.stats.refused.Add(1)
-		closeOwn()
+		drop()
 		return nil, ErrBusy
 	}
 	select {
 	case e.submit <- s:
 	case <-ctx.Done():
 		e.queued.Add(-1)
-		closeOwn()
+		drop()
 		return nil, fmt.Errorf("engine: submit: %w", ctx.Err())
 	case <-e.quit:
 		e.queued.Add(-1)
-		closeOwn()
+		drop()
 		return nil, ErrClosed
 	}
 	e.stats.requests.Add(1)
 	return &Stream{ID: id, Events: out, PromptTokens: n, MaxTokens: maxTok}, nil
 }
 
-// sessionEdge returns the edge a hosted request samples and detokenizes
-// with: an instance of its own (own, closed when the request ends) when the
-// engine's edge gives them out, else the shared edge.
-func (e *Engine) sessionEdge(ctx context.Context) (edge Edge, own SessionEdge, err error) {
-	se, ok := e.edge.(SessionEdges)
-	if !ok {
-		return e.edge, nil, nil
+// release calls x's Release method, if it has one (samplers and
+// detokenizers that hold objects inside an edge module).
+func release(x any) {
+	if r, ok := x.(interface{ Release() }); ok {
+		r.Release()
 	}
-	own, err = se.NewSessionEdge(ctx)
+}
+
+// openSessionEdge gives an admitted session its own edge instance, sampler
+// and detokenizer, then closes s.edgeReady. It runs on its own goroutine
+// (starting an instance takes milliseconds), so the scheduler keeps going;
+// the session is not scheduled for a step that samples until it is ready.
+func (e *Engine) openSessionEdge(s *session, se SessionEdges) {
+	defer close(s.edgeReady)
+	t0 := time.Now()
+	defer func() { e.stats.edge.observe(time.Since(t0)) }()
+	own, err := se.NewSessionEdge(s.ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("edge instance: %w", err)
+		s.edgeErr = fmt.Errorf("edge instance: %w", err)
+		return
 	}
-	return own, own, nil
+	smp, err := own.NewSampler(s.req.Sampling)
+	if err != nil {
+		own.Close()
+		s.edgeErr = fmt.Errorf("sampler: %w", err)
+		return
+	}
+	s.ownEdge, s.sampler, s.detok = own, smp, own.NewDetok()
+}
+
+// edgeState reports whether s can sample now: ready, or waiting for its
+// edge instance (openSessionEdge), or failed to get one.
+func (s *session) edgeState() (ready bool, err error) {
+	if s.edgeReady == nil {
+		return true, nil
+	}
+	select {
+	case <-s.edgeReady:
+		return s.edgeErr == nil, s.edgeErr
+	default:
+		return false, nil
+	}
 }
 
 // session is one request inside the scheduler.
@@ -341,8 +375,11 @@ type session struct {
 	seq        Sequence
 	sampler    Sampler
 	detok      Detok
-	ownEdge    SessionEdge // the request's own edge instance, or nil
-	pick       *picked     // this round's sample, taken in parallel (sampleAll)
+	ownEdge    SessionEdge   // the request's own edge instance, or nil
+	edgeReady  chan struct{} // closed once openSessionEdge has run; nil: shared edge
+	edgeErr    error         // why openSessionEdge failed (read after edgeReady)
+	edgeOpen   bool          // openSessionEdge was started (at admission)
+	pick       *picked       // this round's sample, taken in parallel (sampleAll)
 	stop       *stopMatcher
 	stopTokens map[int]bool
 	generated  int
@@ -492,6 +529,10 @@ func (e *Engine) admit() {
 			s.seq = e.r.NewSequence()
 		}
 		e.active = append(e.active, s)
+		if s.edgeReady != nil {
+			s.edgeOpen = true
+			go e.openSessionEdge(s, e.edge.(SessionEdges))
+		}
 		e.log.Debug().Str("req", s.id).Int("prompt", s.promptLen).Int("cached", s.cached).Int("max_tokens", s.maxTokens).Msg("admitted")
 	}
 }
@@ -564,13 +605,24 @@ func (e *Engine) round() bool {
 		if !s.room() {
 			continue
 		}
+		ready, err := s.edgeState()
+		if err != nil {
+			e.finish(s, &Result{Finish: FinishError, Err: err}, "")
+			continue
+		}
 		if s.prefilling() {
 			if prefillLeft <= 0 {
 				continue
 			}
 			n := min(e.cfg.PrefillChunk, s.promptLen-s.fed, prefillLeft)
+			if !ready && s.fed+n == s.promptLen {
+				continue // the last chunk samples: wait for the edge instance
+			}
 			prefillLeft -= n
 			items = append(items, work{s: s, tokens: s.tokens[s.fed : s.fed+n]})
+			continue
+		}
+		if !ready {
 			continue
 		}
 		items = append(items, work{s: s, tokens: s.tokens[s.fed : s.fed+1]})
@@ -850,13 +902,20 @@ func (e *Engine) finish(s *session, res *Result, tail string) {
 		e.stats.failed.Add(1)
 		e.log.Warn().Str("req", s.id).Err(res.Err).Msg("request failed")
 	}
-	for _, x := range []any{s.sampler, s.detok} {
-		if r, ok := x.(interface{ Release() }); ok {
-			r.Release()
+	if ready, _ := s.edgeState(); ready {
+		release(s.sampler)
+		release(s.detok)
+		if s.ownEdge != nil {
+			s.ownEdge.Close()
 		}
-	}
-	if s.ownEdge != nil {
-		s.ownEdge.Close()
+	} else if s.edgeOpen {
+		// Still opening (or failed): close what it opens once it is done.
+		go func(s *session) {
+			<-s.edgeReady
+			if s.ownEdge != nil {
+				s.ownEdge.Close()
+			}
+		}(s)
 	}
 	out := s.out
 	s.out = nil

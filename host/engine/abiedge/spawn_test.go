@@ -27,15 +27,16 @@ type spawner struct {
 	info            protocol.SessionInfo
 	spawned, closed atomic.Int64
 	running, maxRun atomic.Int64
-	failNext        atomic.Bool // the next call of any conn fails as a trapped module
-	failInstance    int64       // this spawn (1-based) traps at its third sample
+	live, maxLive   atomic.Int64 // instances open now, and at most
+	failNext        atomic.Bool  // the next call of any conn fails as a trapped module
+	failSeed        uint64       // the instance whose sampler has this seed traps at its third sample
 	sampleSleep     time.Duration
 }
 
 type conn struct {
 	native
 	s       *spawner
-	n       int64 // spawn number
+	seed    uint64 // of the last sampler created
 	samples int
 	closed  bool
 	mu      sync.Mutex
@@ -50,8 +51,11 @@ func (c *conn) Invoke(ctx context.Context, fn string, req, rep any) error {
 	if c.s.failNext.CompareAndSwap(true, false) {
 		return fmt.Errorf("%w: trapped: unreachable", edgehost.ErrModuleFailed)
 	}
+	if sn, ok := req.(*protocol.SamplerNew); ok {
+		c.seed = sn.Params.Seed
+	}
 	if fn == protocol.FnSample {
-		if c.samples++; c.n == c.s.failInstance && c.samples == 3 {
+		if c.samples++; c.s.failSeed != 0 && c.seed == c.s.failSeed && c.samples == 3 {
 			c.closed = true
 			return fmt.Errorf("%w: trapped: unreachable", edgehost.ErrModuleFailed)
 		}
@@ -70,6 +74,7 @@ func (c *conn) Close(context.Context) error {
 	if !c.closed {
 		c.closed = true
 		c.s.closed.Add(1)
+		c.s.live.Add(-1)
 	}
 	return nil
 }
@@ -83,7 +88,10 @@ func (s *spawner) spawn(ctx context.Context) (abiedge.Conn, error) {
 	if info != s.info {
 		return nil, fmt.Errorf("instance session %+v, template %+v", info, s.info)
 	}
-	c.n = s.spawned.Add(1)
+	s.spawned.Add(1)
+	n := s.live.Add(1)
+	for m := s.maxLive.Load(); n > m && !s.maxLive.CompareAndSwap(m, n); m = s.maxLive.Load() {
+	}
 	return c, nil
 }
 
@@ -111,10 +119,15 @@ func run(t *testing.T, ed engine.Edge, vocab, n int) []string {
 
 // runErrs is run that returns each request's error too.
 func runErrs(t *testing.T, ed engine.Edge, vocab, n int) ([]string, []error) {
+	return runCfg(t, ed, vocab, n, engine.Config{})
+}
+
+// runCfg is runErrs with an engine configuration.
+func runCfg(t *testing.T, ed engine.Edge, vocab, n int, cfg engine.Config) ([]string, []error) {
 	t.Helper()
 	r := enginetest.NewRunner()
 	r.Cfg.VocabSize = vocab
-	e, err := engine.New(r, ed, engine.Config{}, zerolog.Nop())
+	e, err := engine.New(r, ed, cfg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +231,7 @@ func TestSpawningEdgeContainsFailure(t *testing.T) {
 	}
 	const n = 6
 	want := run(t, shared, shared.Vocab(), n)
-	sp.failInstance = 4 // spawn 1 is the edge's own; 4 is the third request's
+	sp.failSeed = 3 // the third request's (seeds are 1..n)
 	ed, err := abiedge.NewSpawning(ctx, sp.spawn, sp.info, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -235,5 +248,36 @@ func TestSpawningEdgeContainsFailure(t *testing.T) {
 		if errs[i] != nil || got[i] != want[i] {
 			t.Errorf("request %d: %q (%v), want %q", i, got[i], errs[i], want[i])
 		}
+	}
+}
+
+// TestSpawningEdgeOnlyAdmittedRequestsHoldInstances: requests waiting for
+// admission hold no edge instance (with DeepSeek's tokenizer one is 66 MB),
+// so at most MaxSessions are open besides the edge's own.
+func TestSpawningEdgeOnlyAdmittedRequestsHoldInstances(t *testing.T) {
+	ctx := context.Background()
+	sp := newSpawner(t)
+	ed, err := abiedge.NewSpawning(ctx, sp.spawn, sp.info, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ed.Close()
+	shared, err := abiedge.New(ctx, native{edge.New()}, sp.tok, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	want := run(t, shared, shared.Vocab(), n)
+	got, errs := runCfg(t, ed, ed.Vocab(), n, engine.Config{MaxSessions: 2})
+	for i := range n {
+		if errs[i] != nil || got[i] != want[i] {
+			t.Errorf("request %d: %q (%v), want %q", i, got[i], errs[i], want[i])
+		}
+	}
+	if m := sp.maxLive.Load(); m > 1+2 {
+		t.Errorf("%d instances open at once, want at most 3 (the edge's own and 2 sessions)", m)
+	}
+	if s, c := sp.spawned.Load(), sp.closed.Load(); s != n+1 || c != n {
+		t.Errorf("spawned %d, closed %d; want %d and %d", s, c, n+1, n)
 	}
 }
