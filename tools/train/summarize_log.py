@@ -1,4 +1,9 @@
-"""Summarise a train.py log.jsonl into MODEL/eval.json["training"] (loss curve at ~10 points)."""
+"""Summarise a train.py log.jsonl into MODEL/eval.json["training"] (loss curve at ~10 points).
+
+usage: summarize_log.py LOG MODEL_DIR [RESUMES_JSON]
+RESUMES_JSON lists resumes of runs made before train.py logged them:
+'[{"step": 2875, "elapsed": 3600, "args": {"lr": 0.001, "time_limit": 9900, "threads": 2}}]'.
+"""
 import json
 import os
 import sys
@@ -6,7 +11,11 @@ import sys
 log, model_dir = sys.argv[1], sys.argv[2]
 rows = [json.loads(l) for l in open(log)]
 start = next(r for r in rows if r.get("event") == "start")
-end = next((r for r in rows if r.get("event") == "end"), None)
+# A run resumed with a longer --time-limit ends more than once: the last end counts.
+end = next((r for r in reversed(rows) if r.get("event") == "end"), None)
+resumes = [r for r in rows if r.get("event") == "resume"]
+if len(sys.argv) > 3:  # resumes of runs made before train.py logged them, as JSON
+    resumes = json.loads(sys.argv[3]) + resumes
 steps = [r for r in rows if "ema" in r]
 held = [r for r in rows if "heldout_loss" in r and "event" not in r]
 n = len(steps)
@@ -23,6 +32,8 @@ summary = {
     "heldout_probe_loss": [{"step": r["step"], "loss": r["heldout_loss"]} for r in held]
                           + ([{"step": end["step"], "loss": end["heldout_loss"]}] if end else []),
     "heldout_probe": "4 fixed windows of 256 tokens from the held-out stream (monitoring only; noisy)",
+    "resumes": [{"step": r["step"], "elapsed": r["elapsed"],
+                 "args": {k: r["args"][k] for k in ("lr", "time_limit", "threads") if k in r["args"]}} for r in resumes],
 }
 path = os.path.join(model_dir, "eval.json")
 prev = json.load(open(path)) if os.path.exists(path) else {}

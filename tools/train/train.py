@@ -108,6 +108,9 @@ def main(argv=None) -> int:
     fh = open(os.path.join(args.out, "log.jsonl"), "a")
     if step == 0 and not args.bench:
         log(fh, event="start", params=n_params, config=cfg, args=vars(args))
+    elif not args.bench:
+        # A resumed run may change the schedule (--lr, --time-limit, --threads): record it.
+        log(fh, event="resume", step=step, elapsed=round(elapsed, 1), args=vars(args))
 
     # expert-load capture for the score-routed layers
     loads = {}
