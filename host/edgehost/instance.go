@@ -43,6 +43,12 @@ func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("edgehost: instantiate %s: %w", m.name, classify(ctx, err, stderr, m.r.initTimeout))
 	}
+	return m.wrap(ctx, mod, stderr)
+}
+
+// wrap makes an Instance of a fresh module instance and checks its ABI
+// version (closing it on failure).
+func (m *Module) wrap(ctx context.Context, mod api.Module, stderr *headBuffer) (*Instance, error) {
 	in := &Instance{
 		m:      m,
 		mod:    mod,

@@ -104,22 +104,7 @@ func (m *Module) InstantiateFrom(ctx context.Context, s *Snapshot) (*Instance, e
 		}
 		g.Set(v)
 	}
-	in := &Instance{
-		m:      m,
-		mod:    mod,
-		alloc:  mod.ExportedFunction("edge_alloc"),
-		free:   mod.ExportedFunction("edge_free"),
-		fns:    map[string]api.Function{},
-		stderr: stderr,
-	}
-	for _, fn := range m.fns {
-		in.fns[fn] = mod.ExportedFunction(fn)
-	}
-	if err := in.checkVersion(ctx); err != nil {
-		mod.Close(ctx)
-		return nil, err
-	}
-	return in, nil
+	return m.wrap(ctx, mod, stderr)
 }
 
 // Template prepares instances of one module for sessions: it runs setup
