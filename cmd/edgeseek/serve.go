@@ -144,13 +144,7 @@ func startHost(f *hostFlags, log zerolog.Logger) (*host, error) {
 		return nil, fmt.Errorf("edge module: %w", err)
 	}
 	first.Close(ctx)
-	spawn := func(ctx context.Context) (abiedge.Conn, error) {
-		in, err := tmpl.Instantiate(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return in, nil
-	}
+	spawn := abiedge.FromTemplate(tmpl)
 	if h.edge, err = abiedge.NewSpawning(ctx, spawn, info, 2*time.Minute); err != nil {
 		h.close()
 		return nil, fmt.Errorf("edge module: %w", err)

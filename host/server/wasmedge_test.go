@@ -51,14 +51,11 @@ func wasmFixture(t testing.TB, ecfg engine.Config) (*fixture, *atomic.Int64) {
 		t.Fatal(err)
 	}
 	first.Close(ctx)
+	spawn := abiedge.FromTemplate(tmpl)
 	spawned := new(atomic.Int64)
 	ed, err := abiedge.NewSpawning(ctx, func(ctx context.Context) (abiedge.Conn, error) {
 		spawned.Add(1)
-		in, err := tmpl.Instantiate(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return in, nil
+		return spawn(ctx)
 	}, info, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -36,6 +36,18 @@ type Conn interface {
 // handle. edgehost.Template.Instantiate is the usual one.
 type Spawn func(ctx context.Context) (Conn, error)
 
+// FromTemplate is the Spawn of an edgehost.Template: each call starts an
+// instance from the template's snapshot.
+func FromTemplate(t *edgehost.Template) Spawn {
+	return func(ctx context.Context) (Conn, error) {
+		in, err := t.Instantiate(ctx)
+		if err != nil {
+			return nil, err // not a typed nil in an interface
+		}
+		return in, nil
+	}
+}
+
 // Edge is an engine.Edge backed by one edge module session.
 //
 // An Edge made by NewSpawning gives each request its own module instance

@@ -150,14 +150,11 @@ func TestABIEdgeInWazero(t *testing.T) {
 	if !tmpl.Snapshotted() {
 		t.Fatal("the Go edge's template does not snapshot")
 	}
+	spawn := abiedge.FromTemplate(tmpl)
 	spawned := 0
 	sp, err := abiedge.NewSpawning(ctx, func(ctx context.Context) (abiedge.Conn, error) {
 		spawned++
-		in, err := tmpl.Instantiate(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return in, nil
+		return spawn(ctx)
 	}, info, 0)
 	if err != nil {
 		t.Fatal(err)
