@@ -24,7 +24,7 @@ type scratch struct {
 	acc  [batchN * 32]float32
 	tail [batchN * 4]float32
 	row  []float32 // portable path: one dequantized row
-	sc   []float32 // FP8: one block row of scales
+	sc   []float32 // attention logits
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -96,7 +96,8 @@ func matMul(p *Pool, dst []float32, w *Matrix, x []float32, n int) {
 		switch w.Format {
 		case FP8:
 			g8 := grainFor(w.Rows, threads, 8)
-			p.For(w.Rows, g8, func(lo, hi int) { gemvFP8(dst, w, x, lo, hi) })
+			amax := blockAbsMax(x[:w.Cols], w.Block)
+			p.For(w.Rows, g8, func(lo, hi int) { gemvFP8(dst, w, x, amax, lo, hi) })
 			return
 		case FP4:
 			xp := permuteFP4(x[:w.Cols])
@@ -204,24 +205,16 @@ func decodeTile(tile *[4 * tileK]float32, w *Matrix, r0, nr, k0, kc int) {
 // block row, and eight rows at a time are plain dot products with it. Each
 // product e4m3·2^-8 × x·s·2^8 equals the tiled path's (e4m3·s) × x exactly,
 // and the accumulation order is the same, so n=1 and n>1 agree bit for bit.
-func gemvFP8(dst []float32, w *Matrix, x []float32, lo, hi int) {
+//
+// amax holds max |x| per column block (blockAbsMax), computed once per
+// product rather than once per chunk of rows.
+func gemvFP8(dst []float32, w *Matrix, x, amax []float32, lo, hi int) {
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
 	K, B := w.Cols, w.Block
 	nb := ceilDiv(K, B)
 	s.row = grow(s.row, K)
 	xs := s.row
-	s.sc = grow(s.sc, nb)
-	amax := s.sc // max |x| per column block (NaN if any x is NaN)
-	for b := range nb {
-		m := float32(0)
-		for _, v := range x[b*B : min((b+1)*B, K)] {
-			if a := float32(math.Abs(float64(v))); !(a <= m) {
-				m = a
-			}
-		}
-		amax[b] = m
-	}
 	rb, intPath := -1, false
 	for r0 := lo; r0 < hi; r0 += 8 {
 		if hi-r0 < 8 {
@@ -265,6 +258,22 @@ func gemvFP8(dst []float32, w *Matrix, x []float32, lo, hi int) {
 			dst[r0+j] = hsum8(acc[j*8:])
 		}
 	}
+}
+
+// blockAbsMax returns max |v| over each block of b consecutive values of x
+// (the last block may be short): +Inf if a block holds an infinity, NaN if
+// it holds a NaN. Absolute values compare as their bit patterns, so the
+// loop has no float branches.
+func blockAbsMax(x []float32, b int) []float32 {
+	out := make([]float32, ceilDiv(len(x), b))
+	for i := range out {
+		m := uint32(0)
+		for _, v := range x[i*b : min((i+1)*b, len(x))] {
+			m = max(m, math.Float32bits(v)&0x7fffffff)
+		}
+		out[i] = math.Float32frombits(m) // any NaN pattern above +Inf is a NaN
+	}
+	return out
 }
 
 // fp4Unbias is 2^-25, removing the factor gemvFP4Row's integer widening
