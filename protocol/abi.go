@@ -296,6 +296,14 @@ func ABIErrorResponse(code, msg string) []byte {
 // ABIOKResponse returns an ABI success response: ABIStatusOK followed by
 // the msgpack of rep.
 func ABIOKResponse(rep any) ([]byte, error) {
+	if r, ok := rep.(*IDsReply); ok {
+		// Without the copy below: token id lists are the longest replies.
+		b := appendIDsReply(append(make([]byte, 0, 1+idsReplyBound(len(r.IDs))), ABIStatusOK), r)
+		if len(b)-1 > MaxFrameSize {
+			return nil, fmt.Errorf("protocol: %T encodes to %d bytes, over the %d-byte limit: %w", r, len(b)-1, MaxFrameSize, ErrOversize)
+		}
+		return b, nil
+	}
 	b, err := Marshal(rep)
 	if err != nil {
 		return nil, err

@@ -193,9 +193,14 @@ func Marshal(v any) ([]byte, error) {
 			return nil, fmt.Errorf("protocol: refusing to encode: %w", err)
 		}
 	}
-	b, err := msgpack.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("protocol: encode %T: %w", v, err)
+	var b []byte
+	if r, ok := v.(*IDsReply); ok {
+		b = appendIDsReply(make([]byte, 0, idsReplyBound(len(r.IDs))), r)
+	} else {
+		var err error
+		if b, err = msgpack.Marshal(v); err != nil {
+			return nil, fmt.Errorf("protocol: encode %T: %w", v, err)
+		}
 	}
 	if len(b) > MaxFrameSize {
 		return nil, fmt.Errorf("protocol: %T encodes to %d bytes, over the %d-byte limit: %w", v, len(b), MaxFrameSize, ErrOversize)

@@ -173,45 +173,62 @@ func (e *encoder) plain(s string) {
 		out := e.out
 		for _, b := range ends {
 			p := s[a:b]
-			a = b
-			if len(p) == 1 {
+			n := len(p)
+			if n == 1 {
 				if id := t.byteID[p[0]]; id >= 0 {
+					a = b
 					out = append(out, int(id))
 					continue
 				}
 			}
-			var h uint64
-			if len(p) <= cacheMaxLen {
-				h = c.hash(p)
+			var h, w0, w1 uint64
+			if n <= cacheMaxLen {
+				// The key words, as keyWords(p) computes them, with two loads.
+				if a+16 <= len(s) {
+					w0 = load64(s, a) & byteMask(min(n, 8))
+					w1 = load64(s, a+8) & byteMask(min(max(n-8, 0), 8))
+				} else {
+					w0, w1 = keyWords(p)
+				}
+				x := w1
+				if n > 16 {
+					x ^= tailHash(p)
+				}
+				h = c.set(w0, x, n)
+				// The first slot of the set, compared without a branch per field (slots are
+				// never nil, see noEntry).
 				ce := c.slots[h].Load()
-				if ce == nil || !sameKey(ce.key, p) {
-					if ce2 := c.slots[h+1].Load(); ce2 != nil && sameKey(ce2.key, p) {
-						// Keep the most recently used entry of the set first.
-						c.slots[h].Store(ce2)
-						c.slots[h+1].Store(ce)
-						ce = ce2
-					} else {
-						ce = nil
-					}
+				hit := (ce.w0^w0)|(ce.w1^w1)|uint64(len(ce.key)^n) == 0
+				if n > 16 {
+					hit = hit && sameKey(ce.key[16:], p[16:])
+				}
+				if !hit {
+					ce = c.second(h, w0, w1, p)
 				}
 				if ce != nil {
+					a = b
+					if len(ce.ids) == 1 {
+						out = append(out, int(ce.ids[0]))
+						continue
+					}
 					for _, id := range ce.ids {
 						out = append(out, int(id))
 					}
 					continue
 				}
 			}
+			a = b
 			e.out = out
-			e.piece(p, h)
+			e.piece(p, h, w0, w1)
 			out = e.out
 		}
 		e.out = out
 	}
 }
 
-// piece appends the BPE ids of one pre-token that is not in the cache; h is its cache slot when
-// it is short enough to be cached.
-func (e *encoder) piece(p string, h uint64) {
+// piece appends the BPE ids of one pre-token that is not in the cache; h is its cache set and w0,
+// w1 its key words when it is short enough to be cached.
+func (e *encoder) piece(p string, h, w0, w1 uint64) {
 	t := e.t
 	if t.ignoreMerges {
 		if id, ok := t.vocabID(byteLevel(p)); ok {
@@ -245,7 +262,7 @@ func (e *encoder) piece(p string, h uint64) {
 	}
 	if len(p) <= cacheMaxLen {
 		// Clone the key: p points into the caller's text, which the cache must not keep alive.
-		t.cache.put(h, &cacheEntry{strings.Clone(p), append([]int32(nil), ids...)})
+		t.cache.put(h, &cacheEntry{w0, w1, strings.Clone(p), append([]int32(nil), ids...)})
 	}
 }
 
