@@ -430,7 +430,10 @@ func TestInterruptibleDeadlineAndCancel(t *testing.T) {
 	}{
 		{"embedded", inst, nil, true},
 		{"loop", inst, plugin(1, 1, loopBody), true},
-		{"simd", inst, plugin(1, 1, append(append([]byte{0xfd, 0x0c}, make([]byte, 16)...), 0x1a, 0x00)), false},
+		{"simd", inst, plugin(1, 1, append(append([]byte{0xfd, 0x0c}, make([]byte, 16)...), 0x1a, 0x00)), true},
+		// The rewriter will not add its poll import to a module that
+		// already imports that name.
+		{"imports the poll function", inst, pluginImporting([][2]string{{"edgeseek_interrupt", "poll"}}, 1, 1, loopBody), false},
 		{"embedded, CloseOnContextDone", safe, nil, false},
 		{"loop, CloseOnContextDone", safe, plugin(1, 1, loopBody), false},
 	} {

@@ -32,9 +32,10 @@ import (
 //
 // Adding an import shifts the index of every function the module defines,
 // so instrument renumbers calls, ref.func, exports, the start function,
-// element segments and the name section. Modules it does not understand
-// (opcodes outside the core set it decodes, an import of pollModule) return
-// an error and run under CloseOnContextDone as before.
+// element segments and the name section. It decodes the WebAssembly 2.0
+// instruction set, SIMD included. Modules it does not understand (other
+// opcodes, an import of pollModule) return an error and run under
+// CloseOnContextDone as before.
 
 const (
 	// pollModule and pollName name the host function instrumented modules
@@ -710,6 +711,21 @@ func skipImmediates(r *wreader, op byte) {
 			r.u32()
 		default:
 			r.fail("opcode 0xfc %d", sub)
+		}
+	case op == 0xfd: // SIMD (fixed-width, and relaxed up to 0x113)
+		switch sub := r.u32(); {
+		case sub <= 0x0b || sub == 0x5c || sub == 0x5d: // loads, store, load_zero
+			skipMemarg(r)
+		case sub == 0x0c || sub == 0x0d: // v128.const, i8x16.shuffle
+			r.skip(16)
+		case sub >= 0x15 && sub <= 0x22: // extract_lane, replace_lane
+			r.byte()
+		case sub >= 0x54 && sub <= 0x5b: // load_lane, store_lane
+			skipMemarg(r)
+			r.byte()
+		case sub <= 0x113: // no immediates
+		default:
+			r.fail("opcode 0xfd %d", sub)
 		}
 	default:
 		r.fail("opcode %#x", op)

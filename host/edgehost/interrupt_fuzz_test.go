@@ -15,6 +15,7 @@ func FuzzInstrument(f *testing.F) {
 	f.Add(tinyModule([]byte{0x00, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b}))
 	f.Add(tinyModule([]byte{0x00, 0x0b}, 8, 1, 0)) // with a start section
 	f.Add(renumberModule())
+	f.Add(simdModule())
 	f.Add([]byte("\x00asm\x01\x00\x00\x00"))
 	f.Add([]byte("\x00asm\x01\x00\x00\x00\x01\x04\x01\x60\x00\x00"))
 	if c, err := os.ReadFile("../../build/wasm/plugins/c-sampler.wasm"); err == nil {

@@ -160,13 +160,87 @@ func TestInstrumentRenumbersFunctions(t *testing.T) {
 	}
 }
 
+// simdModule exports run (→ i32), which stores an i32x4 in memory and loops
+// five times over SIMD operations with every kind of immediate (memarg,
+// 16 constant bytes, a shuffle's 16 lane bytes, a lane index, memarg and a
+// lane), then returns lane 0 of the final vector read back with
+// v128.load32_zero.
+func simdModule() []byte {
+	m := []byte("\x00asm\x01\x00\x00\x00")
+	m = append(m, sect(1, []byte{1, 0x60, 0, 1, 0x7f})...)
+	m = append(m, sect(3, []byte{1, 0})...)
+	m = append(m, sect(5, []byte{1, 0x00, 0x01})...) // memory, 1 page
+	m = append(m, sect(7, []byte{1, 3, 'r', 'u', 'n', 0x00, 0})...)
+	i32x4 := func(a, b, c, d byte) []byte { return []byte{a, 0, 0, 0, b, 0, 0, 0, c, 0, 0, 0, d, 0, 0, 0} }
+	var body []byte
+	add := func(b ...byte) { body = append(body, b...) }
+	add(0x02, 0x01, 0x7b, 0x01, 0x7f) // locals: one v128, one i32
+	add(0x41, 0x00, 0xfd, 0x0c)       // i32.const 0; v128.const 1 2 3 4
+	add(i32x4(1, 2, 3, 4)...)
+	add(0xfd, 0x0b, 0x04, 0x00)                                                 // v128.store align=16 offset=0
+	add(0x03, 0x40)                                                             // loop
+	add(0x41, 0x00, 0xfd, 0x00, 0x04, 0x00, 0x41, 0x00, 0xfd, 0x00, 0x04, 0x00) // two v128.load
+	add(0xfd, 0x0d, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11)       // i8x16.shuffle: swap lanes pairwise
+	add(0xfd, 0x0c)
+	add(i32x4(1, 10, 100, 0)...)
+	add(0xfd, 0xae, 0x01, 0x21, 0x00)                                                 // i32x4.add; local.set 0
+	add(0x41, 0x00, 0x20, 0x00, 0xfd, 0x0b, 0x04, 0x00)                               // store it back
+	add(0x41, 0x04, 0x20, 0x00, 0xfd, 0x56, 0x02, 0x00, 0x02)                         // v128.load32_lane offset 0 lane 2 from address 4
+	add(0xfd, 0x1b, 0x02, 0x1a)                                                       // i32x4.extract_lane 2; drop
+	add(0x20, 0x01, 0x41, 0x01, 0x6a, 0x22, 0x01, 0x41, 0x05, 0x48, 0x0d, 0x00, 0x0b) // count to 5
+	add(0x41, 0x00, 0xfd, 0x5c, 0x02, 0x00, 0xfd, 0x1b, 0x00, 0x0b)                   // v128.load32_zero; extract_lane 0
+	code := append([]byte{1}, appendU32(nil, uint32(len(body)))...)
+	return append(m, sect(10, append(code, body...))...)
+}
+
+// TestInstrumentSIMD: a module with SIMD instructions of every immediate
+// kind is instrumented (so it gets cheap deadlines) and computes the same.
+func TestInstrumentSIMD(t *testing.T) {
+	ctx := context.Background()
+	run := func(wasm []byte) uint64 {
+		t.Helper()
+		rt := wazero.NewRuntime(ctx)
+		defer rt.Close(ctx)
+		_, err := rt.NewHostModuleBuilder(pollModule).NewFunctionBuilder().
+			WithGoFunction(api.GoFunc(func(_ context.Context, s []uint64) { s[0] = 0 }), nil, []api.ValueType{api.ValueTypeI32}).
+			Export(pollName).Instantiate(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mod, err := rt.Instantiate(ctx, wasm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := mod.ExportedFunction("run").Call(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0]
+	}
+	orig := simdModule()
+	want := run(orig)
+	// Lanes 0 and 1 swap and grow by 1 and 10 each round: after five
+	// rounds lane 0 is 1+10+1+10+1 + 2 (odd count of swaps) = 25.
+	if want != 25 {
+		t.Fatalf("the test module returns %d, want 25", want)
+	}
+	iw, err := instrument(orig)
+	if err != nil {
+		t.Fatalf("instrument: %v", err)
+	}
+	if got := run(iw); got != want {
+		t.Fatalf("instrumented module returns %d, want %d", got, want)
+	}
+}
+
 func TestInstrumentRefuses(t *testing.T) {
 	pollImport := sect(2, append(appendName(appendName([]byte{1}, pollModule), pollName), 0x00, 0x00))
 	for _, tc := range []struct {
 		name string
 		wasm []byte
 	}{
-		{"SIMD opcode", tinyModule([]byte{0x00, 0xfd, 0x0c, 0x0b})},
+		{"unknown SIMD opcode", tinyModule([]byte{0x00, 0xfd, 0x80, 0x04, 0x0b})},
+		{"truncated v128.const", tinyModule([]byte{0x00, 0xfd, 0x0c, 0x0b})},
 		{"truncated body", tinyModule([]byte{0x00, 0x03})},
 		{"not wasm", []byte("hello, world")},
 		{"imports the poll module", append(append([]byte("\x00asm\x01\x00\x00\x00"), sect(1, []byte{1, 0x60, 0, 1, 0x7f})...), pollImport...)},

@@ -52,6 +52,12 @@ func body(code ...byte) []byte {
 // (returning version), edge_alloc (returning 1024), edge_free (no-op) and
 // edge_sample with the given bytecode body (without the final end).
 func plugin(version int64, minPages uint64, sample []byte) []byte {
+	return pluginImporting(nil, version, minPages, sample)
+}
+
+// pluginImporting is plugin with the given function imports of type
+// () -> i32 (module, name pairs) before its own functions.
+func pluginImporting(imports [][2]string, version int64, minPages uint64, sample []byte) []byte {
 	const (
 		i32 = 0x7f
 		i64 = 0x7e
@@ -62,14 +68,19 @@ func plugin(version int64, minPages uint64, sample []byte) []byte {
 		[]byte{0x60, 0x01, i32, 0x00},           // 2: (i32) -> ()
 		[]byte{0x60, 0x02, i32, i32, 0x01, i64}, // 3: (i32, i32) -> i64
 	))
+	var imps [][]byte
+	for _, im := range imports {
+		imps = append(imps, append(append(name(im[0]), name(im[1])...), 0x00, 0))
+	}
+	n := byte(len(imports)) // defined functions come after the imports
 	funcs := section(3, vec([]byte{0}, []byte{1}, []byte{2}, []byte{3}))
 	mem := section(5, vec(append([]byte{0x00}, uleb(minPages)...)))
 	exports := section(7, vec(
 		append(name("memory"), 0x02, 0),
-		append(name("edge_abi_version"), 0x00, 0),
-		append(name("edge_alloc"), 0x00, 1),
-		append(name("edge_free"), 0x00, 2),
-		append(name("edge_sample"), 0x00, 3),
+		append(name("edge_abi_version"), 0x00, n),
+		append(name("edge_alloc"), 0x00, n+1),
+		append(name("edge_free"), 0x00, n+2),
+		append(name("edge_sample"), 0x00, n+3),
 	))
 	code := section(10, vec(
 		body(append(append([]byte{0x41}, sleb(version)...), 0x0b)...),
@@ -78,7 +89,11 @@ func plugin(version int64, minPages uint64, sample []byte) []byte {
 		body(append(append([]byte{}, sample...), 0x0b)...),
 	))
 	out := []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
-	for _, s := range [][]byte{types, funcs, mem, exports, code} {
+	sections := [][]byte{types, funcs, mem, exports, code}
+	if len(imps) > 0 {
+		sections = append([][]byte{types, section(2, vec(imps...))}, sections[1:]...)
+	}
+	for _, s := range sections {
 		out = append(out, s...)
 	}
 	return out
