@@ -3,18 +3,18 @@ package tokenizer
 import "hash/maphash"
 
 // wordCache remembers the ids of recent pre-tokens. Natural text repeats a small set of words, so
-// most pieces skip merging. It is two-way set-associative: a piece's hash picks a set of two
-// slots, a new piece goes into the first slot and pushes the first slot's entry into the second,
-// and a hit in the second slot swaps the two. That bounds memory without eviction bookkeeping,
-// keeps frequent words resident while rare ones churn, and, unlike the direct-mapped cache this
-// replaced, does not keep evicting one of two frequent words that share a slot (on the 1.1 MB
-// corpus, whose 17k distinct short pieces fill half the slots, a repeated pass merged about 40k
-// pieces direct-mapped and 5.5k two-way). Pieces up to 255 bytes are cached, HF's limit: with
-// 64, the thousand 65-255 byte pieces of the corpus (CJK runs mostly) were merged again on every
-// pass, a third of a warm Encode's time in WebAssembly. It needs no
-// lock: slots hold immutable entries behind atomic pointers (plain ones in WebAssembly, see
-// cacheSlot), so concurrent Encode calls share it safely (a concurrent swap can at worst make a
-// lookup miss).
+// most pieces skip merging. It is four-way set-associative: a piece's hash picks a set of four
+// slots kept in order of use; a new piece goes first and the last entry drops out, and a hit
+// moves its entry first. That bounds memory without eviction bookkeeping, keeps frequent words
+// resident while rare ones churn, and, unlike the direct-mapped cache this replaced, does not
+// keep evicting one of two frequent words that share a slot: on the 1.1 MB corpus, whose 17k
+// distinct short pieces fill half the slots, a repeated pass merged about 40k pieces
+// direct-mapped, 5k two-way and 2.9k four-way. Pieces up to 255 bytes are cached, HF's limit:
+// with 64, the thousand 65-255 byte pieces of the corpus (CJK runs mostly) were merged again on
+// every pass, a third of a warm Encode's time in WebAssembly. It needs no lock: slots hold
+// immutable entries behind atomic pointers (plain ones in WebAssembly, see cacheSlot), so
+// concurrent Encode calls share it safely (a concurrent move can at worst make a lookup miss or
+// leave an entry twice in its set).
 //
 // A key is compared and hashed as two 64-bit words, its first 16 bytes zero-padded, plus its
 // length; only the rare longer keys compare and hash the rest. Nearly all pieces are shorter
@@ -27,12 +27,13 @@ type wordCache struct {
 }
 
 type cacheEntry struct {
-	w0, w1 uint64 // keyWords(key)
-	key    string // the whole key; key[16:] is compared when it is longer than 16 bytes
-	ids    []int32
+	w0, w1 uint64  // keyWords(key)
+	key    string  // the whole key; key[16:] is compared when it is longer than 16 bytes
+	ids    []int32 // capacity at least 4, see encoder.plain
 }
 
 const (
+	cacheWays   = 4 // slots per set
 	cacheBits   = 15
 	cacheSlots  = 1 << cacheBits // 256 KiB of pointers
 	cacheMaxLen = 255            // as HF, which caches pieces shorter than 256 bytes
@@ -53,16 +54,34 @@ func newWordCache() wordCache {
 // byteMask returns a mask of the low k bytes of a word, 0 <= k <= 8 (a shift by 64 is 0 in Go).
 func byteMask(k int) uint64 { return ^uint64(0) >> uint(64-8*k) }
 
-// keyWords returns the first 16 bytes of k as two little-endian words, zero-padded.
-func keyWords(k string) (w0, w1 uint64) {
-	for i := min(len(k), 16) - 1; i >= 0; i-- {
-		if i < 8 {
-			w0 |= uint64(k[i]) << (8 * i)
-		} else {
-			w1 |= uint64(k[i]) << (8 * (i - 8))
-		}
+// keyMask[n] holds the masks of the two key words of an n-byte key, n <= 16, for the encoder's
+// inline lookup: a table load instead of min, max and a shift, which compile to branches in
+// WebAssembly.
+var keyMask = func() (t [17][2]uint64) {
+	for n := range t {
+		t[n] = [2]uint64{byteMask(min(n, 8)), byteMask(max(n-8, 0))}
 	}
-	return w0, w1
+	return t
+}()
+
+// keyWords returns the first 16 bytes of k as two little-endian words, zero-padded, with
+// overlapping loads instead of a loop over the bytes.
+func keyWords(k string) (w0, w1 uint64) {
+	switch n := len(k); {
+	case n >= 16:
+		return load64(k, 0), load64(k, 8)
+	case n > 8:
+		// load64(k, n-8) holds bytes n-8 .. n-1; bytes 8 .. n-1 are its top n-8.
+		return load64(k, 0), load64(k, n-8) >> (8 * uint(16-n))
+	case n == 8:
+		return load64(k, 0), 0
+	case n >= 4:
+		// Bytes 0 .. 3 and n-4 .. n-1, each in its place (the overlap is the same bytes).
+		return uint64(load32(k, 0)) | uint64(load32(k, n-4))<<(8*uint(n-4)), 0
+	case n > 0:
+		return uint64(k[0]) | uint64(k[n>>1])<<(8*uint(n>>1)) | uint64(k[n-1])<<(8*uint(n-1)), 0
+	}
+	return 0, 0
 }
 
 // set returns the first slot of the set of the key with words w0, w1 and length n; longer keys
@@ -72,7 +91,7 @@ func (c *wordCache) set(w0, w1 uint64, n int) uint64 {
 	h := (w0 ^ c.seed) * m
 	h = (h ^ h>>32 ^ w1) * m
 	h = (h ^ h>>29 ^ uint64(n)) * m
-	return h >> (64 - cacheBits) &^ 1
+	return h >> (64 - cacheBits) &^ (cacheWays - 1)
 }
 
 // tailHash mixes the bytes of k after the first 16 eight at a time (k is longer than 16).
@@ -96,16 +115,19 @@ func (c *wordCache) lookup(h, w0, w1 uint64, p string) *cacheEntry {
 	return c.second(h, w0, w1, p)
 }
 
-// second looks p up in the second slot of set h; a hit moves the entry first.
+// second looks p up in the other slots of set h; a hit moves the entry first.
 func (c *wordCache) second(h, w0, w1 uint64, p string) *cacheEntry {
-	ce2 := c.slots[h+1].Load()
-	if !ce2.is(w0, w1, p) {
-		return nil
+	for i := uint64(1); i < cacheWays; i++ {
+		if ce := c.slots[h+i].Load(); ce.is(w0, w1, p) {
+			// Keep the set in order of use.
+			for ; i > 0; i-- {
+				c.slots[h+i].Store(c.slots[h+i-1].Load())
+			}
+			c.slots[h].Store(ce)
+			return ce
+		}
 	}
-	// Keep the most recently used entry of the set first.
-	c.slots[h+1].Store(c.slots[h].Load())
-	c.slots[h].Store(ce2)
-	return ce2
+	return nil
 }
 
 // is reports whether e is the entry of p, whose key words are w0 and w1.
@@ -125,9 +147,11 @@ func (c *wordCache) slotOf(k string) (h, w0, w1 uint64) {
 	return c.set(w0, x, len(k)), w0, w1
 }
 
-// put stores e in set h.
+// put stores e first in set h, dropping the set's least recently used entry.
 func (c *wordCache) put(h uint64, e *cacheEntry) {
-	c.slots[h+1].Store(c.slots[h].Load())
+	for i := uint64(cacheWays - 1); i > 0; i-- {
+		c.slots[h+i].Store(c.slots[h+i-1].Load())
+	}
 	c.slots[h].Store(e)
 }
 

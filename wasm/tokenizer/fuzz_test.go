@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -63,6 +64,26 @@ func FuzzLoad(f *testing.F) {
 		}
 		if _, err := tk.Decode(ids, true); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// FuzzPreTokenize compares the fused scanner with the three-stage reference (see
+// TestPreTokenizeMatchesReference) on arbitrary valid UTF-8.
+func FuzzPreTokenize(f *testing.F) {
+	for _, s := range []string{"hello world", "\tfunc (z *scanner) next(ends []int) []int {\n\t\ts := z.s",
+		"  \n\t\r\n 12345678 x", "Ж слово, é́ 日本語・カタカナ", "a.b:=c;\r\n\r\n   \u3000 ½²"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return
+		}
+		var got, want []int
+		preTokenize(s, func(a, b int) { got = append(got, a, b) })
+		refPreTokenize(s, func(a, b int) { want = append(want, a, b) })
+		if !slices.Equal(got, want) {
+			t.Fatalf("%q: pieces %q, reference %q", s, cut(s, got), cut(s, want))
 		}
 	})
 }

@@ -220,8 +220,26 @@ func (z *scanner) next(ends []int) []int {
 	for i < len(s) && len(ends)+3 <= cap(ends) {
 		var c uint8
 		n := 1
-		if b := s[i]; b < 0x80 {
-			c = asciiClass[b]
+		if b0 := s[i]; b0 < 0x80 {
+			c = asciiClass[b0]
+			if gap == i && i+8 <= len(s) && s[i+1] < 0x80 {
+				// Most pieces are ASCII and short: decide them from one 8-byte load (not
+				// worth trying before a non-ASCII byte, as in " слово").
+				e := asciiPiece(load64(s, i), c)
+				if e > 0 {
+					i += e
+					ends = append(ends, i)
+					gap = i
+					continue
+				}
+				if e < 0 {
+					// A longer word, or one that goes on with non-ASCII letters.
+					i = skipLetters(s, i-e, 0)
+					ends = append(ends, i)
+					gap = i
+					continue
+				}
+			}
 		} else {
 			c, n = classMB(s, i)
 		}
@@ -254,10 +272,16 @@ func (z *scanner) next(ends []int) []int {
 		var e int
 		switch b := s[i]; {
 		case isASCIILetter(b):
-			// The most common pieces, "word" and " word", without matchMain's other tests.
+			// "word" and " word" where asciiPiece was not tried (the last 8 bytes of s, before a
+			// non-ASCII byte, after a gap), without matchMain's other tests.
 			e = skipLetters(s, i+1, 0)
 		case b == ' ' && i+1 < len(s) && isASCIILetter(s[i+1]):
 			e = skipLetters(s, i+2, 0)
+		case b == ' ' && i+1 < len(s) && s[i+1] >= 0x80:
+			// " слово"; if no letter follows, the general alternation.
+			if e = skipLetters(s, i+1, 0); e == i+1 {
+				e = matchMain(s, i, c, n, k)
+			}
 		default:
 			e = matchMain(s, i, c, n, k)
 		}
@@ -378,8 +402,10 @@ func skipASCIILetters(s string, j int) int {
 }
 
 // skipLetters returns the end of the run of \p{L} and \p{M} of the segment of kind k starting at
-// j. ASCII letters are skipped eight at a time.
+// j. ASCII letters are skipped eight at a time; two- and three-byte code points (Cyrillic, Arabic,
+// Hangul, CJK, ...) are decoded here rather than by a call of classMB per code point.
 func skipLetters(s string, j int, k uint8) int {
+	var tab *[tableRunes]uint8
 	for j < len(s) {
 		b := s[j]
 		if b < 0x80 {
@@ -400,11 +426,160 @@ func skipLetters(s string, j int, k uint8) int {
 			j++
 			continue
 		}
-		c, n := classMB(s, j)
-		if c&(cL|cM) == 0 || !inSeg(c, k) {
-			return j
+		if tab == nil {
+			tab = classTable()
 		}
-		j += n
+		// Non-ASCII letters are decoded here rather than by a call of classMB each, with a
+		// loop of its own for each common length, as a script keeps one length (an iteration
+		// of the outer loop costs more branches). s is valid UTF-8: the continuation bytes are
+		// there. An inner loop returns at the end of the run and breaks at a code point of
+		// another length.
+		switch {
+		case b < 0xE0: // Cyrillic, Greek, Arabic, Hebrew, accented Latin
+			for {
+				if !wordIn[tab[rune(b&0x1F)<<6|rune(s[j+1]&0x3F)]^k] {
+					return j
+				}
+				if j += 2; j == len(s) {
+					return j
+				}
+				if b = s[j]; b < 0xC0 || b >= 0xE0 {
+					break
+				}
+			}
+		case b < 0xF0: // Hangul, kana, CJK, Indic scripts
+			for {
+				if !wordIn[tab[rune(b&0x0F)<<12|rune(s[j+1]&0x3F)<<6|rune(s[j+2]&0x3F)]^k] {
+					return j
+				}
+				if j += 3; j == len(s) {
+					return j
+				}
+				if b = s[j]; b < 0xE0 || b >= 0xF0 {
+					break
+				}
+			}
+		default:
+			c, n := classMB(s, j)
+			if !wordIn[c^k] {
+				return j
+			}
+			j += n
+		}
 	}
 	return j
+}
+
+// wordIn[c^k] reports whether a code point of class c continues a run of letters and marks in a
+// segment of kind k (cCJK or 0): one table load instead of two tests and branches.
+var wordIn = func() (t [256]bool) {
+	for x := range t {
+		t[x] = x&int(cL|cM) != 0 && x&int(cN|cCJK) == 0
+	}
+	return t
+}()
+
+// SWAR constants: the high bit and the low seven bits of each byte, and 1 in each byte.
+const (
+	swarHi  = 0x8080808080808080
+	swarLow = 0x7F7F7F7F7F7F7F7F
+	swarOne = 0x0101010101010101
+)
+
+// inRange8 sets the high bit of each byte of x (whose high bits are clear) that lies in
+// [lo, hi]. Each byte is compared by adding a constant that carries into its high bit exactly
+// when it is >= lo (resp. > hi); a byte below 0x80 plus a constant below 0x80 cannot carry into
+// the next byte.
+func inRange8(x uint64, lo, hi byte) uint64 {
+	return (x + swarOne*uint64(0x80-lo)) &^ (x + swarOne*uint64(0x7F-hi)) & swarHi
+}
+
+// span returns how many leading bytes of a word have their high bit set in m, and whether the
+// byte that ends the run lies inside the word and is ASCII (its high bit is clear in na, the
+// word's non-ASCII bytes). Only then is the run's end known from this word alone: a non-ASCII
+// byte may continue a run of letters, numbers, punctuation or white space.
+func span(m, na uint64) (int, bool) {
+	stop := ^m & swarHi
+	stop &= -stop // the first byte outside the run, or 0
+	return bits.TrailingZeros64(stop) >> 3, stop&^na != 0
+}
+
+// lowBytes returns a mask of the low n bytes of a word, 0 <= n < 8 (the shift count is masked so
+// that Go need not handle counts of 64 and more, a branch in WebAssembly).
+func lowBytes(n int) uint64 { return 1<<(uint(8*n)&63) - 1 }
+
+// asciiPiece returns the length of the piece that starts with the 8 bytes of w (little-endian),
+// whose first byte is ASCII of class c and starts no pending gap, or 0 when these 8 bytes do not
+// decide it (a run reaches a non-ASCII byte or the end of the word, or a shape this function
+// leaves to the general code). A negative -n means that the piece is a word whose run of
+// letters reaches a non-ASCII byte or the end of the 8 bytes: it goes on as a run of letters and
+// marks (skipLetters) from n. It covers the common shapes "word", " word", "\tword", "123",
+// ".", " {", ");\n", "\n\t\t", "  " with bit masks and no loop: per the WebAssembly cost model
+// (DESIGN.md), arithmetic over 8 bytes costs less than a few taken branches.
+//
+// Inside one word everything is ASCII up to the first non-ASCII byte, and ASCII is never CJK,
+// so the whole decided piece lies in one non-CJK segment, and a run only ends the segment at a
+// digit (\p{N}).
+func asciiPiece(w uint64, c uint8) int {
+	x := w & swarLow
+	na := w & swarHi
+	lt := inRange8(x|0x2020202020202020, 'a', 'z') &^ na // ASCII letters
+	dg := inRange8(x, '0', '9') &^ na
+	var n int
+	var ok, word bool
+	switch {
+	case c&cL != 0:
+		// [\p{L}\p{M}]+ : a non-ASCII byte may continue the word.
+		n, ok = span(lt, na)
+		word = !ok
+	case c&cN != 0:
+		// \p{N}{1,3}: unless three digits came first, a non-ASCII byte may be a number too.
+		n, ok = span(dg, na)
+		if n >= 3 {
+			n, ok = 3, true
+		}
+	case c&(cP|cS) != 0 && lt&0x8000 != 0:
+		// [!-/:-@[-`{-~][A-Za-z]+ : ASCII letters only, so any byte inside the word ends it.
+		n, _ = span(lt|0x80, 0)
+		ok = n < 8
+	case c&cCRLF == 0 && c&(cP|cS) == 0 && (lt|na)&0x8000 != 0:
+		// [^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+ with its prefix (" word", "\tword"), if the
+		// next byte is a letter; a non-ASCII one is left to the general code.
+		n, ok = span(lt|0x80, na)
+		word = !ok && n > 1
+	case c == 0:
+		// A control character that prefixes no word matches nothing: the general code makes
+		// it a gap.
+	case c&(cP|cS) != 0 || byte(w) == ' ' && inRange8(x, '!', '~')&^lt&^dg&0x8000 != 0:
+		//  ?[\p{P}\p{S}]+[\r\n]* : only U+0020 is the optional space.
+		ps := inRange8(x, '!', '~') &^ lt &^ dg &^ na // ASCII \p{P} and \p{S}
+		if n, ok = span(ps|0x80, na); ok {
+			// [\r\n]* after it: any byte but \r and \n ends it, including a non-ASCII one.
+			crlf := (inRange8(x, '\n', '\n') | inRange8(x, '\r', '\r')) &^ na
+			n, _ = span(crlf|lowBytes(n)&swarHi, 0)
+			ok = n < 8
+		}
+	default:
+		// White space, [\t-\r ] in ASCII. The run must end inside the word at an ASCII byte.
+		sp := (inRange8(x, '\t', '\r') | inRange8(x, ' ', ' ')) &^ na
+		if n, ok = span(sp, na); !ok {
+			break
+		}
+		// \s*[\r\n]+ : up to and including the run's last \r or \n.
+		if nl := (inRange8(x, '\n', '\n') | inRange8(x, '\r', '\r')) & lowBytes(n); nl != 0 {
+			return (63-bits.LeadingZeros64(nl))>>3 + 1
+		}
+		// \s+(?!\S) : the whole run where the segment ends (at a digit), else all but its
+		// last space, which prefixes the next piece; \s+ : a single space.
+		if dg>>(uint(8*n)&63)&0x80 == 0 && n > 1 {
+			n--
+		}
+	}
+	switch {
+	case ok:
+		return n
+	case word:
+		return -n
+	}
+	return 0
 }

@@ -209,6 +209,39 @@ func TestClassTable(t *testing.T) {
 	}
 }
 
+// TestASCIIMasks checks the SWAR class masks of asciiPiece against asciiClass for every byte.
+func TestASCIIMasks(t *testing.T) {
+	for b := range 256 {
+		w := swarOne * uint64(b)
+		x, na := w&swarLow, w&swarHi
+		lt := inRange8(x|0x2020202020202020, 'a', 'z') &^ na
+		dg := inRange8(x, '0', '9') &^ na
+		ps := inRange8(x, '!', '~') &^ lt &^ dg &^ na
+		sp := (inRange8(x, '\t', '\r') | inRange8(x, ' ', ' ')) &^ na
+		crlf := (inRange8(x, '\n', '\n') | inRange8(x, '\r', '\r')) &^ na
+		var c uint8
+		if b < 0x80 {
+			c = asciiClass[b]
+		}
+		for _, m := range []struct {
+			name string
+			got  uint64
+			want bool
+		}{
+			{"letter", lt, c&cL != 0}, {"digit", dg, c&cN != 0}, {"punct", ps, c&(cP|cS) != 0},
+			{"space", sp, c&cSpace != 0}, {"crlf", crlf, c&cCRLF != 0},
+		} {
+			want := uint64(0)
+			if m.want {
+				want = swarHi
+			}
+			if m.got != want {
+				t.Errorf("byte %#x: %s mask %#x, want %#x", b, m.name, m.got, want)
+			}
+		}
+	}
+}
+
 // TestPreTokenizeMatchesReference compares the fused scanner with the three-stage reference on
 // random strings over an alphabet of code points chosen to sit on every boundary the stages
 // care about, and on the corpus.
@@ -216,7 +249,11 @@ func TestPreTokenizeMatchesReference(t *testing.T) {
 	alphabet := []string{"a", "Z", "é", "ж", "e\u0301", "\u0301", "日", "本", "・", "゠", "゛", "ー", "あ", "\u3040",
 		"1", "٣", "½", "²", "〇", " ", "  ", "\t", "\n", "\r", "\u3000", "\u00a0", "\u2028", "\u0085", "!", "(", "'",
 		",", "¿", "—", "€", "😀", "🏽", "\u200d", "\x00", "\x01", "\ufeff", "𝔸", "𠀀", "\U000E0001", "abcdefghij",
-		"ABCDEFGHIJKLMNOP", "xyz", "_", "@", "`", "[", "{", "~"}
+		"ABCDEFGHIJKLMNOP", "xyz", "_", "@", "`", "[", "{", "~",
+		// Around asciiPiece's 8-byte window: runs of each ASCII class of various lengths, so that
+		// a run ends inside the window, at its last byte, or beyond it, at ASCII or not.
+		"1234567", "12", "   ", "       ", "\n\t\t", "\r\n", "\v", "\f", "\x1f", "\x7f", ");", "...:=",
+		"!!!!!!!", "\n\n", "/", "0", "9", "A", "z", "\t\t\t\t\t\t", "wxyzabc", "\u00e9t\u00e9"}
 	rng := rand.New(rand.NewPCG(3, 4))
 	check := func(s string) {
 		var got, want []int
@@ -228,7 +265,7 @@ func TestPreTokenizeMatchesReference(t *testing.T) {
 	}
 	for range 200000 {
 		var b strings.Builder
-		for range rng.IntN(12) {
+		for range rng.IntN(16) {
 			b.WriteString(alphabet[rng.IntN(len(alphabet))])
 		}
 		check(b.String())

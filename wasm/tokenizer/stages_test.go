@@ -3,8 +3,11 @@ package tokenizer
 import (
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -252,6 +255,87 @@ func TestWordCacheKeys(t *testing.T) {
 			}
 			if want := ref(s); !equalInts(got, want) {
 				t.Fatalf("round %d, %q: got %v, want %v", round, s, got, want)
+			}
+		}
+	}
+}
+
+// TestKeyWords checks keyWords and keyMask against the definition: the first 16 bytes of the key,
+// little-endian, zero-padded.
+func TestKeyWords(t *testing.T) {
+	src := "0123456789abcdefghijklmnopqrstuvwxyz\xff\x80é日本"
+	for a := 0; a < len(src); a++ {
+		for b := a; b <= len(src); b++ {
+			k := src[a:b]
+			var want [2]uint64
+			for i := 0; i < len(k) && i < 16; i++ {
+				want[i/8] |= uint64(k[i]) << (8 * (i % 8))
+			}
+			if w0, w1 := keyWords(k); w0 != want[0] || w1 != want[1] {
+				t.Fatalf("keyWords(%q) = %#x, %#x, want %#x", k, w0, w1, want)
+			}
+			if n := len(k); n <= 16 && a+16 <= len(src) {
+				m := keyMask[n]
+				if w0, w1 := load64(src, a)&m[0], load64(src, a+8)&m[1]; w0 != want[0] || w1 != want[1] {
+					t.Fatalf("masked loads of %q = %#x, %#x, want %#x", k, w0, w1, want)
+				}
+			}
+		}
+	}
+}
+
+// TestAddedTrieSplit compares addedTrie.split with a naive leftmost-longest search, for token
+// sets that share their first byte (the eight-byte skip) and that do not.
+func TestAddedTrieSplit(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, toks := range [][]string{
+		{"<a>", "<ab>", "<", "<b"},
+		{"<a>", "xy", "<ab>"},
+		{"é", "<"},
+	} {
+		tr := newAddedTrie()
+		for id, s := range toks {
+			tr.add(s, id)
+		}
+		// want: leftmost position where a token starts, longest token there.
+		ref := func(s string) []string {
+			var out []string
+			gap := 0
+			for i := 0; i < len(s); {
+				best := -1
+				for id, tok := range toks {
+					if strings.HasPrefix(s[i:], tok) && (best < 0 || len(tok) > len(toks[best])) {
+						best = id
+					}
+				}
+				if best < 0 {
+					i++
+					continue
+				}
+				if gap < i {
+					out = append(out, s[gap:i])
+				}
+				out = append(out, fmt.Sprint("#", best))
+				i += len(toks[best])
+				gap = i
+			}
+			if gap < len(s) {
+				out = append(out, s[gap:])
+			}
+			return out
+		}
+		alphabet := []string{"<", "a", "b", ">", "x", "y", "é", "z", "zzzzzzzz", "<a", "ab>"}
+		for range 20000 {
+			var b strings.Builder
+			for range rng.IntN(24) {
+				b.WriteString(alphabet[rng.IntN(len(alphabet))])
+			}
+			s := b.String()
+			var got []string
+			tr.split(s, 0, len(s), func(a, b int) error { got = append(got, s[a:b]); return nil },
+				func(id int32) { got = append(got, fmt.Sprint("#", id)) })
+			if want := ref(s); !slices.Equal(got, want) {
+				t.Fatalf("tokens %q, text %q: got %q, want %q", toks, s, got, want)
 			}
 		}
 	}

@@ -7,6 +7,7 @@ package tokenizer
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -158,8 +159,8 @@ type encoder struct {
 }
 
 // plain appends the ids of s, text without added tokens. The common cases (a one-byte piece, a
-// piece in the word cache) are handled in the loop without a call: calls and loop iterations are
-// what Go code pays most for in WebAssembly.
+// piece in the word cache) are handled in the loop without a call: calls and taken branches are
+// what Go code pays most for in WebAssembly (DESIGN.md).
 func (e *encoder) plain(s string) {
 	t := e.t
 	c := &t.cache
@@ -170,60 +171,69 @@ func (e *encoder) plain(s string) {
 		if len(ends) == 0 {
 			return
 		}
-		out := e.out
+		// A piece has at most one id per byte, so room for the batch's bytes (plus 4 for the
+		// padded copy of cached ids below) is room for its ids: they are then written through
+		// an index, without append's capacity check and length update per id.
+		out := slices.Grow(e.out, ends[len(ends)-1]-a+4)
+		w := len(out)
+		out = out[:cap(out)]
 		for _, b := range ends {
-			p := s[a:b]
-			n := len(p)
+			n := b - a
 			if n == 1 {
-				if id := t.byteID[p[0]]; id >= 0 {
+				if id := t.byteID[s[a]]; id >= 0 {
+					out[w] = int(id)
+					w++
 					a = b
-					out = append(out, int(id))
 					continue
 				}
 			}
-			var h, w0, w1 uint64
-			if n <= cacheMaxLen {
-				// The key words, as keyWords(p) computes them, with two loads.
-				if a+16 <= len(s) {
-					w0 = load64(s, a) & byteMask(min(n, 8))
-					w1 = load64(s, a+8) & byteMask(min(max(n-8, 0), 8))
-				} else {
-					w0, w1 = keyWords(p)
-				}
-				x := w1
-				if n > 16 {
-					x ^= tailHash(p)
-				}
-				h = c.set(w0, x, n)
-				// The first slot of the set, compared without a branch per field (slots are
-				// never nil, see noEntry).
-				ce := c.slots[h].Load()
-				hit := (ce.w0^w0)|(ce.w1^w1)|uint64(len(ce.key)^n) == 0
-				if n > 16 {
-					hit = hit && sameKey(ce.key[16:], p[16:])
-				}
-				if !hit {
-					ce = c.second(h, w0, w1, p)
-				}
-				if ce != nil {
+			if n <= 16 && a+16 <= len(s) {
+				// The cache's first slot for a piece of up to 16 bytes (nearly all): key words
+				// from two loads and a mask (keyWords), compared without a branch per field
+				// (slots are never nil, see noEntry).
+				m := &keyMask[n]
+				w0, w1 := load64(s, a)&m[0], load64(s, a+8)&m[1]
+				ce := c.slots[c.set(w0, w1, n)].Load()
+				if (ce.w0^w0)|(ce.w1^w1)|uint64(len(ce.key)^n) == 0 {
+					// Four ids are copied whatever the entry holds (its ids are padded to
+					// four, see piece), so most entries need no loop.
+					q, o := ce.ids[:4], out[w:w+4]
+					o[0], o[1], o[2], o[3] = int(q[0]), int(q[1]), int(q[2]), int(q[3])
+					if len(ce.ids) > 4 {
+						for i, id := range ce.ids[4:] {
+							out[w+4+i] = int(id)
+						}
+					}
+					w += len(ce.ids)
 					a = b
-					if len(ce.ids) == 1 {
-						out = append(out, int(ce.ids[0]))
-						continue
-					}
-					for _, id := range ce.ids {
-						out = append(out, int(id))
-					}
 					continue
 				}
 			}
+			// Everything else: the cache's second slot, longer pieces, pieces at the end of the
+			// text, misses.
+			e.out = out[:w]
+			e.slowPiece(s[a:b]) // appends within the room made above
+			out, w = e.out[:cap(e.out)], len(e.out)
 			a = b
-			e.out = out
-			e.piece(p, h, w0, w1)
-			out = e.out
 		}
-		e.out = out
+		e.out = out[:w]
 	}
+}
+
+// slowPiece appends the ids of piece p, from the cache or by merging.
+func (e *encoder) slowPiece(p string) {
+	var h, w0, w1 uint64
+	if len(p) <= cacheMaxLen {
+		c := &e.t.cache
+		h, w0, w1 = c.slotOf(p)
+		if ce := c.lookup(h, w0, w1, p); ce != nil {
+			for _, id := range ce.ids {
+				e.out = append(e.out, int(id))
+			}
+			return
+		}
+	}
+	e.piece(p, h, w0, w1)
 }
 
 // piece appends the BPE ids of one pre-token that is not in the cache; h is its cache set and w0,
@@ -262,7 +272,8 @@ func (e *encoder) piece(p string, h, w0, w1 uint64) {
 	}
 	if len(p) <= cacheMaxLen {
 		// Clone the key: p points into the caller's text, which the cache must not keep alive.
-		t.cache.put(h, &cacheEntry{w0, w1, strings.Clone(p), append([]int32(nil), ids...)})
+		// The ids are padded to a capacity of four for the encoder's copy.
+		t.cache.put(h, &cacheEntry{w0, w1, strings.Clone(p), append(make([]int32, 0, max(len(ids), 4)), ids...)})
 	}
 }
 
