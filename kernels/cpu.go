@@ -36,6 +36,12 @@ func (c *CPU) MatMul(dst []float32, w *Matrix, x []float32, n int) {
 	matMul(c.pool, dst, w, x, n)
 }
 
+// MatMulBatch implements BatchBackend: the products run in one parallel
+// region, each exactly as MatMul runs it.
+func (c *CPU) MatMulBatch(ops []MatMulOp) {
+	matMulBatch(c.pool, ops)
+}
+
 // Parallel runs f over disjoint chunks [lo,hi) covering [0,n) on the
 // backend's worker pool; chunk boundaries are multiples of grain. It is for
 // callers with their own row-parallel work (the model's element-wise loops).

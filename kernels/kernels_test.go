@@ -513,3 +513,43 @@ func TestPoolHelpersStop(t *testing.T) {
 	}()
 	waitFor(before, true)
 }
+
+// TestMatMulBatchEqualsMatMul: a batch of products of every format, shape
+// and input count gives the bits of the same products run one by one, at
+// every thread count, and a Backend without batching runs them one by one.
+func TestMatMulBatchEqualsMatMul(t *testing.T) {
+	paths(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(3, 4))
+		var ops []MatMulOp
+		var want [][]float32
+		for i, tc := range mmCases {
+			n := []int{1, 1, 2, 5}[i%4]
+			w := randMatrix(rng, tc.f, tc.rows, tc.cols, tc.block)
+			x := randVec(rng, n*tc.cols)
+			ref := make([]float32, n*tc.rows)
+			NewCPU(1).MatMul(ref, w, x, n)
+			want = append(want, ref)
+			ops = append(ops, MatMulOp{Dst: make([]float32, n*tc.rows), W: w, X: x, N: n})
+		}
+		for _, threads := range []int{1, 2, 3} {
+			for _, be := range []Backend{NewCPU(threads), unbatched{NewCPU(threads)}} {
+				for _, op := range ops {
+					clear(op.Dst)
+				}
+				MatMulAll(be, ops)
+				for i, op := range ops {
+					for j := range op.Dst {
+						if math.Float32bits(op.Dst[j]) != math.Float32bits(want[i][j]) {
+							tc := mmCases[i]
+							t.Fatalf("%T threads=%d, op %d (%v %dx%d b%d n%d): dst[%d] = %g, MatMul gives %g",
+								be, threads, i, tc.f, tc.rows, tc.cols, tc.block, op.N, j, op.Dst[j], want[i][j])
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// unbatched hides a backend's MatMulBatch.
+type unbatched struct{ Backend }

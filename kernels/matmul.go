@@ -65,47 +65,73 @@ func f32ptr(x []float32, i int) *float32 { return &x[i] }
 
 // matMul is the driver behind CPU.MatMul.
 func matMul(p *Pool, dst []float32, w *Matrix, x []float32, n int) {
+	if rows, grain, run := planMatMul(p.Threads(), dst, w, x, n); rows > 0 {
+		p.For(rows, grain, run)
+	}
+}
+
+// matMulBatch is the driver behind CPU.MatMulBatch: every product's row
+// chunks, exactly those matMul would make, go into one parallel region, so
+// the products share one hand-out and one wait instead of one each.
+func matMulBatch(p *Pool, ops []MatMulOp) {
+	type chunk struct {
+		run    func(lo, hi int)
+		lo, hi int
+	}
+	var chunks []chunk
+	for _, op := range ops {
+		rows, grain, run := planMatMul(p.Threads(), op.Dst, op.W, op.X, op.N)
+		for lo := 0; lo < rows; lo += grain {
+			chunks = append(chunks, chunk{run, lo, min(lo+grain, rows)})
+		}
+	}
+	p.For(len(chunks), 1, func(lo, hi int) {
+		for _, c := range chunks[lo:hi] {
+			c.run(c.lo, c.hi)
+		}
+	})
+}
+
+// planMatMul checks a product and returns how to run it: rows to split
+// into chunks of grain rows, each computed by run. rows is 0 when there is
+// nothing left to do (empty shapes are handled here).
+func planMatMul(threads int, dst []float32, w *Matrix, x []float32, n int) (rows, grain int, run func(lo, hi int)) {
 	// The assembly reads without bounds checks, so an inconsistent matrix
 	// must stop here (a programmer error: load-time Validate catches it).
 	if err := w.Validate(); err != nil {
 		panic("kernels: MatMul: " + err.Error())
 	}
 	if w.Rows == 0 || n <= 0 {
-		return
+		return 0, 0, nil
 	}
 	_ = dst[n*w.Rows-1]
 	if w.Cols == 0 {
 		clear(dst[:n*w.Rows])
-		return
+		return 0, 0, nil
 	}
 	_ = x[n*w.Cols-1]
-	threads := p.Threads()
-	grain := grainFor(w.Rows, threads, 4)
+	grain = grainFor(w.Rows, threads, 4)
 	if !simdOK(w) {
 		switch {
 		case n == 1 && w.Format == FP8:
-			p.For(w.Rows, grain, func(lo, hi int) { gemvFP8Go(dst, w, x, lo, hi) })
+			return w.Rows, grain, func(lo, hi int) { gemvFP8Go(dst, w, x, lo, hi) }
 		case n == 1 && w.Format == FP4:
-			p.For(w.Rows, grain, func(lo, hi int) { gemvFP4Go(dst, w, x, lo, hi) })
+			return w.Rows, grain, func(lo, hi int) { gemvFP4Go(dst, w, x, lo, hi) }
 		default:
-			p.For(w.Rows, grain, func(lo, hi int) { matMulPortable(dst, w, x, n, lo, hi) })
+			return w.Rows, grain, func(lo, hi int) { matMulPortable(dst, w, x, n, lo, hi) }
 		}
-		return
 	}
 	if n == 1 {
 		switch w.Format {
 		case FP8:
-			g8 := grainFor(w.Rows, threads, 8)
 			amax := blockAbsMax(x[:w.Cols], w.Block)
-			p.For(w.Rows, g8, func(lo, hi int) { gemvFP8(dst, w, x, amax, lo, hi) })
-			return
+			return w.Rows, grainFor(w.Rows, threads, 8), func(lo, hi int) { gemvFP8(dst, w, x, amax, lo, hi) }
 		case FP4:
 			xp := permuteFP4(x[:w.Cols])
-			p.For(w.Rows, grain, func(lo, hi int) { gemvFP4(dst, w, xp, lo, hi) })
-			return
+			return w.Rows, grain, func(lo, hi int) { gemvFP4(dst, w, xp, lo, hi) }
 		}
 	}
-	p.For(w.Rows, grain, func(lo, hi int) { gemmTiles(dst, w, x, n, lo, hi) })
+	return w.Rows, grain, func(lo, hi int) { gemmTiles(dst, w, x, n, lo, hi) }
 }
 
 // gemmTiles computes rows [lo,hi) (lo a multiple of 4) for all n inputs.

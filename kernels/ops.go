@@ -15,6 +15,38 @@ type Backend interface {
 	Name() string
 }
 
+// MatMulOp is one product of a batch: Dst = W·X for N input rows, as
+// Backend.MatMul(Dst, W, X, N).
+type MatMulOp struct {
+	Dst []float32
+	W   *Matrix
+	X   []float32
+	N   int
+}
+
+// BatchBackend is a Backend that can run several independent products as
+// one operation. On the CPU that saves a synchronisation of the worker pool
+// per product, which matters for the many short products of a decode step
+// (a token's experts).
+type BatchBackend interface {
+	Backend
+	// MatMulBatch runs every op; the results equal op-by-op MatMul bit for
+	// bit. No op's Dst may overlap another op's Dst or X.
+	MatMulBatch(ops []MatMulOp)
+}
+
+// MatMulAll runs ops on be: in one batch when be is a BatchBackend,
+// otherwise one MatMul after another.
+func MatMulAll(be Backend, ops []MatMulOp) {
+	if bb, ok := be.(BatchBackend); ok {
+		bb.MatMulBatch(ops)
+		return
+	}
+	for _, op := range ops {
+		be.MatMul(op.Dst, op.W, op.X, op.N)
+	}
+}
+
 // MatMulRef is the plain definition of Backend.MatMul.
 func MatMulRef(dst []float32, w *Matrix, x []float32, n int) {
 	row := make([]float32, w.Cols)

@@ -237,16 +237,23 @@ func contains(s []int, v int) bool {
 // weights only). x is not modified.
 func (m *Model) linear(w *kernels.Matrix, x []float32, n int) []float32 {
 	y := make([]float32, n*w.Rows)
-	if m.Numerics.ActQuant && (w.Format == kernels.FP8 || w.Format == kernels.FP4) {
-		xq := append([]float32(nil), x[:n*w.Cols]...)
-		blk := m.Config.FP8Block
-		for i := 0; i < n; i++ {
-			kernels.QuantDequantFP8(xq[i*w.Cols:(i+1)*w.Cols], blk)
-		}
-		x = xq
-	}
-	m.be.MatMul(y, w, x, n)
+	m.be.MatMul(y, w, m.linearInput(w, x, n), n)
 	return y
+}
+
+// linearInput returns what the n rows of x become before a product with w:
+// rounded to FP8 in blocks (a copy) when the reference does so (ActQuant
+// with an FP8 or FP4 w), x itself otherwise.
+func (m *Model) linearInput(w *kernels.Matrix, x []float32, n int) []float32 {
+	if !m.Numerics.ActQuant || (w.Format != kernels.FP8 && w.Format != kernels.FP4) {
+		return x
+	}
+	xq := append([]float32(nil), x[:n*w.Cols]...)
+	blk := m.Config.FP8Block
+	for i := 0; i < n; i++ {
+		kernels.QuantDequantFP8(xq[i*w.Cols:(i+1)*w.Cols], blk)
+	}
+	return xq
 }
 
 // rmsnormRows normalises each of the n rows of x (width len(w)) in place.

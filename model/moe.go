@@ -125,7 +125,6 @@ func (mo *MoE) Route(be kernels.Backend, x []float32, tokens []int, T int) (expe
 func (m *Model) moe(mo *MoE, x []float32, tokens []int, T int) []float32 {
 	D := m.Config.Dim
 	experts, weights := mo.Route(m.be, x, tokens, T)
-	out := m.expert(mo.Shared, x, T, nil, mo.Limit)
 	// Group tokens by expert.
 	byExpert := map[int][]int{}
 	slot := map[[2]int]int{}
@@ -140,7 +139,8 @@ func (m *Model) moe(mo *MoE, x []float32, tokens []int, T int) []float32 {
 		ids = append(ids, e)
 	}
 	sort.Ints(ids)
-	routed := make([]float32, T*D)
+	// The shared expert first, then the routed ones in id order.
+	runs := []*expertRun{{e: mo.Shared, x: x, n: T}}
 	for _, e := range ids {
 		toks := byExpert[e]
 		xs := make([]float32, len(toks)*D)
@@ -149,8 +149,14 @@ func (m *Model) moe(mo *MoE, x []float32, tokens []int, T int) []float32 {
 			copy(xs[i*D:(i+1)*D], x[t*D:(t+1)*D])
 			ws[i] = weights[t][slot[[2]int{t, e}]]
 		}
-		y := m.expert(mo.Experts[e], xs, len(toks), ws, mo.Limit)
-		for i, t := range toks {
+		runs = append(runs, &expertRun{e: mo.Experts[e], x: xs, n: len(toks), w: ws})
+	}
+	m.experts(runs, mo.Limit)
+	out := runs[0].y
+	routed := make([]float32, T*D)
+	for k, e := range ids {
+		y := runs[k+1].y
+		for i, t := range byExpert[e] {
 			kernels.Axpy(routed[t*D:(t+1)*D], 1, y[i*D:(i+1)*D])
 		}
 	}
@@ -158,20 +164,48 @@ func (m *Model) moe(mo *MoE, x []float32, tokens []int, T int) []float32 {
 	return out
 }
 
-// expert runs one SwiGLU expert on n rows: h = silu(min(w1·x, L))·clamp(w3·x, ±L)
+// expertRun is one expert applied to n rows of x: routed experts carry the
+// rows' routing weights w (nil for the shared expert); y receives the
+// output.
+type expertRun struct {
+	e Expert
+	x []float32
+	n int
+	w []float32
+	y []float32
+}
+
+// experts runs SwiGLU experts on their rows: h = silu(min(w1·x, L))·clamp(w3·x, ±L)
 // (times the routing weight, before w2, as the reference does); y = w2·h.
-func (m *Model) expert(e Expert, x []float32, n int, w []float32, limit float32) []float32 {
-	g := m.linear(e.W1, x, n)
-	u := m.linear(e.W3, x, n)
-	I := e.W1.Rows
-	h := make([]float32, n*I)
-	kernels.SwiGLUClamped(h, g, u, limit)
-	if w != nil {
-		for i := 0; i < n; i++ {
-			for j := i * I; j < (i+1)*I; j++ {
-				h[j] *= w[i]
+// The products of all the experts go to the backend as two batches, the
+// w1 and w3 products and then the w2 products (kernels.MatMulAll): a
+// decode step's seven experts are 21 short products, and each one alone
+// would cost a synchronisation of the worker pool.
+func (m *Model) experts(runs []*expertRun, limit float32) {
+	var ops []kernels.MatMulOp
+	gu := make([][2][]float32, len(runs))
+	for i, r := range runs {
+		I := r.e.W1.Rows
+		gu[i] = [2][]float32{make([]float32, r.n*I), make([]float32, r.n*r.e.W3.Rows)}
+		ops = append(ops,
+			kernels.MatMulOp{Dst: gu[i][0], W: r.e.W1, X: m.linearInput(r.e.W1, r.x, r.n), N: r.n},
+			kernels.MatMulOp{Dst: gu[i][1], W: r.e.W3, X: m.linearInput(r.e.W3, r.x, r.n), N: r.n})
+	}
+	kernels.MatMulAll(m.be, ops)
+	ops = ops[:0]
+	for i, r := range runs {
+		I := r.e.W1.Rows
+		h := make([]float32, r.n*I)
+		kernels.SwiGLUClamped(h, gu[i][0], gu[i][1], limit)
+		if r.w != nil {
+			for k := 0; k < r.n; k++ {
+				for j := k * I; j < (k+1)*I; j++ {
+					h[j] *= r.w[k]
+				}
 			}
 		}
+		r.y = make([]float32, r.n*r.e.W2.Rows)
+		ops = append(ops, kernels.MatMulOp{Dst: r.y, W: r.e.W2, X: m.linearInput(r.e.W2, h, r.n), N: r.n})
 	}
-	return m.linear(e.W2, h, n)
+	kernels.MatMulAll(m.be, ops)
 }
