@@ -3,8 +3,9 @@
 #   build/wasm/edge-wasip1.wasm   WASI reactor run by the host (wazero)
 #   build/wasm/edge.wasm          GOOS=js module for browsers
 #   build/wasm/wasm_exec.js       Go's JS glue for edge.wasm
-#   build/wasm/plugins/c-sampler.wasm
-# and copies edge-wasip1.wasm to host/edgehost/edge.wasm for go:embed.
+#   build/wasm/plugins/c-sampler.wasm   the example third-party plugin
+#   build/wasm/plugins/sampler.wasm     the sampler in C (same tokens as Go's)
+# and copies edge-wasip1.wasm and sampler.wasm to host/edgehost/ for go:embed.
 # Run from anywhere; `make` calls it before `go test`.
 set -eu
 cd "$(dirname "$0")/.."
@@ -33,3 +34,4 @@ for dir in wasm/plugins/*/; do
 		-Wl,--no-entry -Wl,--strip-all -Wl,-z,stack-size=65536 \
 		-o "$OUT/plugins/$name.wasm" "$dir"*.c
 done
+cp "$OUT/plugins/sampler.wasm" host/edgehost/sampler.wasm

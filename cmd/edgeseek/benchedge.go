@@ -112,6 +112,14 @@ func benchEdge(args []string) error {
 			memBest, diskBest = minDur(memBest, d), minDur(diskBest, d2)
 		}
 	}
+	// Module sizes: the two the host embeds, and the browser build when
+	// wasm/build.sh has left it next to the sources.
+	kib := func(n int) float64 { return float64(n) / 1024 }
+	add(bench.Result{Name: "edge.size.wasip1", Shape: "embedded edge.wasm (Go, wasip1)", Value: kib(len(edgehost.Embedded())), Unit: "KiB"})
+	add(bench.Result{Name: "edge.size.sampler", Shape: "embedded sampler.wasm (C)", Value: kib(len(edgehost.EmbeddedSampler())), Unit: "KiB"})
+	if b, err := os.ReadFile("build/wasm/edge.wasm"); err == nil {
+		add(bench.Result{Name: "edge.size.js", Shape: "build/wasm/edge.wasm (Go, js, for browsers)", Value: kib(len(b)), Unit: "KiB"})
+	}
 	add(bench.Result{Name: "edge.compile.nocache", Shape: "embedded edge.wasm", Value: ms(noCache), Unit: "ms"})
 	add(bench.Result{Name: "edge.compile.memcache", Shape: "embedded edge.wasm", Value: ms(memBest), Unit: "ms", Baseline: ms(noCache), BaselineName: "no cache"})
 	add(bench.Result{Name: "edge.compile.diskcache", Shape: "embedded edge.wasm", Value: ms(diskBest), Unit: "ms", Baseline: ms(noCache), BaselineName: "no cache"})
@@ -244,6 +252,17 @@ func benchEdge(args []string) error {
 		random[i] = float32(rng.NormFloat64() * 3)
 	}
 	params := &protocol.SamplerNew{Params: protocol.SamplingParams{Temperature: 0.8, TopP: 0.95, Seed: 1}}
+	// The C sampler the host puts in front of the Go edge by default.
+	smod, err := rt.CompileSampler(ctx, edgehost.SamplerBuiltin)
+	if err != nil {
+		return fmt.Errorf("bench edge: %w", err)
+	}
+	sin, err := smod.Instantiate(ctx)
+	if err != nil {
+		return fmt.Errorf("bench edge: %w", err)
+	}
+	defer sin.Close(ctx)
+	callC := func(fn string, req, rep any) error { return sin.Invoke(ctx, fn, req, rep) }
 	for _, dist := range []struct {
 		name, desc string
 		logits     []float32
@@ -252,8 +271,9 @@ func benchEdge(args []string) error {
 		{".peaked", "model-like (sampler.PeakedLogits)", sampler.PeakedLogits(vocab, 5)},
 	} {
 		f32 := edge.EncodeF32(dist.logits)
-		var stepUS [2]float64
-		for i, call := range []func(string, any, any) error{callNative, callWasm} {
+		var stepUS [3]float64
+		var picked [3][]int32
+		for i, call := range []func(string, any, any) error{callNative, callWasm, callC} {
 			var h protocol.HandleReply
 			if err := call(protocol.FnSamplerNew, params, &h); err != nil {
 				return fmt.Errorf("bench edge: sampler_new: %w", err)
@@ -268,6 +288,7 @@ func benchEdge(args []string) error {
 						if err = call(protocol.FnSample, &protocol.SampleRequest{Handle: h.Handle, F32: f32}, &rep); err != nil {
 							return
 						}
+						picked[i] = append(picked[i], rep.ID)
 					}
 				})
 				if err != nil {
@@ -277,9 +298,17 @@ func benchEdge(args []string) error {
 			}
 			stepUS[i] = float64(best.Nanoseconds()) / 1e3
 		}
+		// The three samplers share the seed: they must pick the same tokens.
+		for i := 1; i < 3; i++ {
+			if !slices.Equal(picked[0], picked[i]) {
+				return fmt.Errorf("bench edge: sampler %d picked %v, native Go %v", i, picked[i], picked[0])
+			}
+		}
 		sampShape := fmt.Sprintf("%d f32 logits %s, T=0.8, top-p 0.95, through the ABI", vocab, dist.desc)
 		add(bench.Result{Name: "edge.sample.native" + dist.name, Shape: sampShape, Value: stepUS[0], Unit: "us"})
-		add(bench.Result{Name: "edge.sample.wazero" + dist.name, Shape: sampShape, Value: stepUS[1], Unit: "us", Baseline: stepUS[0], BaselineName: "native", Note: "ratio: times slower than native"})
+		add(bench.Result{Name: "edge.sample.wazero_go" + dist.name, Shape: sampShape, Value: stepUS[1], Unit: "us", Baseline: stepUS[0], BaselineName: "native Go", Note: "the Go edge's sampler in wazero; ratio: times slower than native"})
+		add(bench.Result{Name: "edge.sample.wazero" + dist.name, Shape: sampShape, Value: stepUS[2], Unit: "us", Baseline: stepUS[0], BaselineName: "native Go",
+			Note: "what the host runs: the embedded C sampler in wazero (same tokens); ratio: times slower than native"})
 	}
 
 	if *js {

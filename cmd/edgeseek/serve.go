@@ -30,6 +30,7 @@ import (
 type hostFlags struct {
 	modelFlags
 	edge        string
+	sampler     string
 	cacheBudget int64
 	maxSessions int
 	context     int
@@ -39,6 +40,7 @@ type hostFlags struct {
 func (f *hostFlags) register(fs *flag.FlagSet) {
 	f.modelFlags.register(fs)
 	fs.StringVar(&f.edge, "edge", "", "edge module (.wasm) to run instead of the embedded one")
+	fs.StringVar(&f.sampler, "sampler", "", "who samples: builtin (the embedded C sampler, default with the embedded edge), edge (the edge module, default with --edge), or a sampler plugin (.wasm)")
 	fs.Int64Var(&f.cacheBudget, "cache-budget", 1<<30, "bytes of sequence caches the host may hold")
 	fs.IntVar(&f.maxSessions, "max-sessions", 64, "sessions generating at once")
 	fs.IntVar(&f.context, "context", 0, "context limit in tokens (0: the model's)")
@@ -144,7 +146,19 @@ func startHost(f *hostFlags, log zerolog.Logger) (*host, error) {
 		return nil, fmt.Errorf("edge module: %w", err)
 	}
 	first.Close(ctx)
-	spawn := abiedge.FromTemplate(tmpl)
+	// The embedded edge samples through the C build of its sampler (same
+	// tokens, several times faster in wazero); a module given with --edge
+	// samples itself unless --sampler says otherwise.
+	samplerChoice := f.sampler
+	if samplerChoice == "" && f.edge != "" {
+		samplerChoice = edgehost.SamplerEdge
+	}
+	smod, err := h.rt.CompileSampler(ctx, samplerChoice)
+	if err != nil {
+		h.close()
+		return nil, err
+	}
+	spawn := abiedge.FromTemplate(tmpl, smod)
 	if h.edge, err = abiedge.NewSpawning(ctx, spawn, info, 2*time.Minute); err != nil {
 		h.close()
 		return nil, fmt.Errorf("edge module: %w", err)
@@ -154,7 +168,7 @@ func startHost(f *hostFlags, log zerolog.Logger) (*host, error) {
 	if probe, err := spawn(ctx); err == nil {
 		probe.Close(ctx)
 	}
-	log.Info().Str("edge", orDefault(f.edge, "embedded")).Dur("start", time.Since(t0)).
+	log.Info().Str("edge", orDefault(f.edge, "embedded")).Str("sampler", orDefault(samplerChoice, edgehost.SamplerBuiltin)).Dur("start", time.Since(t0)).
 		Bool("snapshot", tmpl.Snapshotted()).Dur("instance", time.Since(t1)).Msg("edge module ready")
 	if cfg := h.m.Config; len(cfg.EngramLayers) > 0 {
 		if edge, err = withEngram(h.edge, cfg, tokJSON); err != nil {

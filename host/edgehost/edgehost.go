@@ -12,9 +12,11 @@
 // or runs out of memory fails its own Instance with an error wrapping
 // ErrModuleFailed; other instances and the host are unaffected.
 //
-// The embedded module is host/edgehost/edge.wasm, copied there by
-// wasm/build.sh: run `make` (or wasm/build.sh) before `go build` or
-// `go test` of this package.
+// The embedded modules are host/edgehost/edge.wasm (the Go edge) and
+// host/edgehost/sampler.wasm (the same sampler in C, wasm/plugins/sampler,
+// which runs several times faster in wazero and gives the same tokens),
+// copied there by wasm/build.sh: run `make` (or wasm/build.sh) before
+// `go build` or `go test` of this package.
 package edgehost
 
 import (
@@ -36,6 +38,14 @@ import (
 
 //go:embed edge.wasm
 var embedded []byte
+
+//go:embed sampler.wasm
+var embeddedSampler []byte
+
+// EmbeddedSampler returns the C sampler module compiled into the host: a
+// module exporting only the sampling functions of the ABI, meant to be put
+// in front of the Go edge in a Chain (see CompileSampler).
+func EmbeddedSampler() []byte { return embeddedSampler }
 
 // Embedded returns the Go edge module compiled into the host.
 func Embedded() []byte { return embedded }
@@ -238,6 +248,43 @@ func (r *Runtime) CompileEdge(ctx context.Context, path string) (*Module, error)
 		return r.CompileEmbedded(ctx)
 	}
 	return r.CompileFile(ctx, path)
+}
+
+// The --sampler flag's named values (anything else is a file).
+const (
+	// SamplerBuiltin is the embedded C sampler (wasm/plugins/sampler).
+	SamplerBuiltin = "builtin"
+	// SamplerEdge leaves sampling to the edge module itself.
+	SamplerEdge = "edge"
+)
+
+// CompileSampler compiles the module chosen by a --sampler flag: the
+// embedded C sampler for SamplerBuiltin or an empty choice, nil (no module:
+// the edge module samples) for SamplerEdge, otherwise the sampler plugin in
+// the file choice names. The module must export edge_sampler_new and
+// edge_sample.
+func (r *Runtime) CompileSampler(ctx context.Context, choice string) (*Module, error) {
+	var m *Module
+	var err error
+	switch choice {
+	case SamplerEdge:
+		return nil, nil
+	case "", SamplerBuiltin:
+		if len(embeddedSampler) < 8 {
+			return nil, errors.New("edgehost: embedded sampler.wasm is a placeholder: run wasm/build.sh")
+		}
+		m, err = r.Compile(ctx, "embedded sampler", embeddedSampler)
+	default:
+		m, err = r.CompileFile(ctx, choice)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !m.Has(protocol.FnSamplerNew) || !m.Has(protocol.FnSample) {
+		m.Close(ctx)
+		return nil, fmt.Errorf("edgehost: sampler module %s must export %s and %s", m.name, protocol.FnSamplerNew, protocol.FnSample)
+	}
+	return m, nil
 }
 
 // CompileEmbedded compiles the embedded Go edge module.

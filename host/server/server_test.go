@@ -629,7 +629,7 @@ func TestConcurrentHTTPBig(t *testing.T) {
 		t.Logf("tiny model, 64 sessions × 1000 tokens, alone then together: %v; %+v", time.Since(start), f.eng.Stats())
 		return
 	}
-	f, spawned := wasmFixture(t, engine.Config{PrefixCacheBytes: -1})
+	f, spawned := wasmFixture(t, engine.Config{PrefixCacheBytes: -1}, "")
 	concurrentHTTP(t, f, 64, 1000)
 	if n := spawned.Load(); n != 1+2*64 {
 		t.Errorf("%d edge instances spawned, want %d (the shared one and one per request)", n, 1+2*64)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,9 +24,11 @@ import (
 
 // wasmFixture is a server whose engine runs the embedded Go edge in wazero
 // the way `edgeseek serve` does: a template instance that loaded the
-// tokenizer, and one instance per request started from its snapshot. It
-// returns a counter of the instances spawned.
-func wasmFixture(t testing.TB, ecfg engine.Config) (*fixture, *atomic.Int64) {
+// tokenizer, and one instance per request started from its snapshot, with
+// the sampler module chosen as by serve's --sampler flag (""/builtin: the
+// embedded C sampler in front; edgehost.SamplerEdge: the Go edge samples).
+// It returns a counter of the instances spawned.
+func wasmFixture(t testing.TB, ecfg engine.Config, samplerChoice string) (*fixture, *atomic.Int64) {
 	t.Helper()
 	ctx := context.Background()
 	tj, err := tokenizer.BuildByteLevel(400, []byte(strings.Repeat("session user assistant system the quick brown fox jumps over the lazy dog. ", 30)),
@@ -51,7 +54,11 @@ func wasmFixture(t testing.TB, ecfg engine.Config) (*fixture, *atomic.Int64) {
 		t.Fatal(err)
 	}
 	first.Close(ctx)
-	spawn := abiedge.FromTemplate(tmpl)
+	smod, err := rt.CompileSampler(ctx, samplerChoice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spawn := abiedge.FromTemplate(tmpl, smod)
 	spawned := new(atomic.Int64)
 	ed, err := abiedge.NewSpawning(ctx, func(ctx context.Context) (abiedge.Conn, error) {
 		spawned.Add(1)
@@ -78,4 +85,33 @@ func wasmFixture(t testing.TB, ecfg engine.Config) (*fixture, *atomic.Int64) {
 		rt.Close(ctx)
 	})
 	return f, spawned
+}
+
+// TestWasmSamplersAgree: the embedded C sampler that serve puts in front of
+// the Go edge picks exactly the tokens the Go edge's own sampler picks, for
+// seeded requests with every kind of sampling parameter, through HTTP, the
+// engine and per-request wazero instances.
+func TestWasmSamplersAgree(t *testing.T) {
+	fc, _ := wasmFixture(t, engine.Config{PrefixCacheBytes: -1}, edgehost.SamplerBuiltin)
+	fg, _ := wasmFixture(t, engine.Config{PrefixCacheBytes: -1}, edgehost.SamplerEdge)
+	bodies := []map[string]any{
+		{"temperature": 0.0},
+		{"temperature": 0.8, "top_p": 0.95},
+		{"temperature": 1.0, "top_k": 40, "min_p": 0.05},
+		{"temperature": 1.3, "top_p": 0.5, "presence_penalty": 1.5, "frequency_penalty": 0.5},
+		{"temperature": 0.7, "repetition_penalty": 1.3, "logit_bias": map[string]any{"5": 50, "17": -100}},
+		{"temperature": 2.0},
+	}
+	for i, b := range bodies {
+		b["messages"] = []any{map[string]any{"role": "user", "content": fmt.Sprintf("the quick brown fox %d", i)}}
+		b["max_tokens"], b["seed"], b["ignore_eos"] = 200, 7+i, true
+		c, _, _, _ := chatStream(t, fc, b)
+		g, _, _, _ := chatStream(t, fg, b)
+		if c != g {
+			t.Errorf("request %d (%v): C sampler\n%q\nGo edge\n%q", i, b, c, g)
+		}
+		if len(c) == 0 {
+			t.Errorf("request %d: no text", i)
+		}
+	}
 }

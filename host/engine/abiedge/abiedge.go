@@ -37,14 +37,25 @@ type Conn interface {
 type Spawn func(ctx context.Context) (Conn, error)
 
 // FromTemplate is the Spawn of an edgehost.Template: each call starts an
-// instance from the template's snapshot.
-func FromTemplate(t *edgehost.Template) Spawn {
+// instance from the template's snapshot. With a sampler module (see
+// edgehost.Runtime.CompileSampler), each call also starts an instance of
+// it and returns the two as an edgehost.Chain: sampling goes to the sampler
+// module, everything else to the template's instance. sampler may be nil.
+func FromTemplate(t *edgehost.Template, sampler *edgehost.Module) Spawn {
 	return func(ctx context.Context) (Conn, error) {
 		in, err := t.Instantiate(ctx)
 		if err != nil {
 			return nil, err // not a typed nil in an interface
 		}
-		return in, nil
+		if sampler == nil {
+			return in, nil
+		}
+		s, err := sampler.Instantiate(ctx)
+		if err != nil {
+			in.Close(ctx)
+			return nil, fmt.Errorf("sampler module: %w", err)
+		}
+		return edgehost.NewChain(s, in), nil
 	}
 }
 

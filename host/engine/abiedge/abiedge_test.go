@@ -150,7 +150,7 @@ func TestABIEdgeInWazero(t *testing.T) {
 	if !tmpl.Snapshotted() {
 		t.Fatal("the Go edge's template does not snapshot")
 	}
-	spawn := abiedge.FromTemplate(tmpl)
+	spawn := abiedge.FromTemplate(tmpl, nil)
 	spawned := 0
 	sp, err := abiedge.NewSpawning(ctx, func(ctx context.Context) (abiedge.Conn, error) {
 		spawned++
