@@ -185,9 +185,21 @@ func Unmarshal(b []byte, v any) (err error) {
 	return nil
 }
 
+// Raw is a message already encoded as msgpack (for example by
+// AppendSampleRequestF32): Marshal returns it as it is, so a hot path can
+// encode once, directly, and pass the bytes wherever a message goes.
+type Raw []byte
+
 // Marshal encodes v as msgpack. Values that implement Validator are
-// validated first so that a peer never receives a frame it must reject.
+// validated first so that a peer never receives a frame it must reject. A
+// Raw is returned unchanged (after the size check).
 func Marshal(v any) ([]byte, error) {
+	if r, ok := v.(Raw); ok {
+		if len(r) > MaxFrameSize {
+			return nil, fmt.Errorf("protocol: raw message of %d bytes, over the %d-byte limit: %w", len(r), MaxFrameSize, ErrOversize)
+		}
+		return r, nil
+	}
 	if val, ok := v.(Validator); ok {
 		if err := val.Validate(); err != nil {
 			return nil, fmt.Errorf("protocol: refusing to encode: %w", err)

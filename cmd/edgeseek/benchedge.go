@@ -270,7 +270,7 @@ func benchEdge(args []string) error {
 		{"", "random N(0,3)", random},
 		{".peaked", "model-like (sampler.PeakedLogits)", sampler.PeakedLogits(vocab, 5)},
 	} {
-		f32 := edge.EncodeF32(dist.logits)
+		var reqBuf []byte
 		var stepUS [3]float64
 		var picked [3][]int32
 		for i, call := range []func(string, any, any) error{callNative, callWasm, callC} {
@@ -284,8 +284,10 @@ func benchEdge(args []string) error {
 				var err error
 				d := cpuTime(func() {
 					for range steps {
+						// Encoded each step as the host's engine does (abiedge).
+						reqBuf = protocol.AppendSampleRequestF32(reqBuf[:0], h.Handle, dist.logits, nil)
 						var rep protocol.SampleReply
-						if err = call(protocol.FnSample, &protocol.SampleRequest{Handle: h.Handle, F32: f32}, &rep); err != nil {
+						if err = call(protocol.FnSample, protocol.Raw(reqBuf), &rep); err != nil {
 							return
 						}
 						picked[i] = append(picked[i], rep.ID)

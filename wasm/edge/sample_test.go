@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"math"
 	"reflect"
 	"testing"
 
@@ -100,4 +101,18 @@ func FuzzDecodeSampleRequest(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { checkSampleDecode(t, 0, b) })
+}
+
+// TestDecodeDirectSampleRequest: what the host sends (protocol's direct
+// encoder) takes the in-place path and decodes as Unmarshal decodes it.
+func TestDecodeDirectSampleRequest(t *testing.T) {
+	logits := []float32{1, -2, 3.5, float32(math.Inf(-1)), 0}
+	for i, hist := range [][]int32{nil, {0, 4, 4}, make([]int32, 300)} {
+		b := protocol.AppendSampleRequestF32(nil, 7, logits, hist)
+		got, ok := decodeSampleRequest(b)
+		if !ok || got.Handle != 7 || len(got.F32) != 4*len(logits) || len(got.History) != len(hist) {
+			t.Fatalf("request %d: in-place decoder: ok %v, %+v", i, ok, got)
+		}
+		checkSampleDecode(t, i, b)
+	}
 }

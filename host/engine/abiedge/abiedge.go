@@ -6,10 +6,8 @@ package abiedge
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"time"
 
@@ -314,21 +312,17 @@ type sampler struct {
 	buf     []byte
 }
 
-// Sample implements engine.Sampler (edge_sample with float32 logits).
+// Sample implements engine.Sampler (edge_sample with float32 logits). The
+// request is encoded directly into a buffer the sampler keeps (the logits
+// are most of a step's bytes), not through the msgpack library.
 func (s *sampler) Sample(logits []float32, history []int) (engine.Choice, error) {
-	if cap(s.buf) < 4*len(logits) {
-		s.buf = make([]byte, 4*len(logits))
-	}
-	b := s.buf[:4*len(logits)]
-	for i, f := range logits {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
-	}
-	req := &protocol.SampleRequest{Handle: s.h, F32: b}
+	var hist []int32
 	if s.history {
-		req.History = int32s(history)
+		hist = int32s(history)
 	}
+	s.buf = protocol.AppendSampleRequestF32(s.buf[:0], s.h, logits, hist)
 	var rep protocol.SampleReply
-	if err := s.e.call(nil, protocol.FnSample, req, &rep); err != nil {
+	if err := s.e.call(nil, protocol.FnSample, protocol.Raw(s.buf), &rep); err != nil {
 		return engine.Choice{}, err
 	}
 	c := engine.Choice{ID: int(rep.ID), LogProb: rep.LogProb}
