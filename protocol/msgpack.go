@@ -164,6 +164,12 @@ func Unmarshal(b []byte, v any) (err error) {
 	if len(b) > MaxFrameSize {
 		return fmt.Errorf("protocol: %d bytes exceed the %d-byte frame limit: %w", len(b), MaxFrameSize, ErrOversize)
 	}
+	if r, ok := v.(*IDsReply); ok {
+		if ids, ok := decodeIDsReply(b); ok {
+			r.IDs = ids
+			return nil
+		}
+	}
 	if err := checkWellFormed(b); err != nil {
 		return fmt.Errorf("protocol: %w", err)
 	}
