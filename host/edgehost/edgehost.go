@@ -284,6 +284,15 @@ func (r *Runtime) CompileSampler(ctx context.Context, choice string) (*Module, e
 		m.Close(ctx)
 		return nil, fmt.Errorf("edgehost: sampler module %s must export %s and %s", m.name, protocol.FnSamplerNew, protocol.FnSample)
 	}
+	// It goes in front of the edge in a Chain, where any other function it
+	// exported would take that function (and its handles) from the edge.
+	for _, fn := range m.Functions() {
+		if fn != protocol.FnSamplerNew && fn != protocol.FnSample && fn != protocol.FnRelease {
+			m.Close(ctx)
+			return nil, fmt.Errorf("edgehost: sampler module %s also exports %s: a sampler plugin exports only %s, %s and %s (a whole edge goes with --edge)",
+				m.name, fn, protocol.FnSamplerNew, protocol.FnSample, protocol.FnRelease)
+		}
+	}
 	return m, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"slices"
@@ -522,5 +523,41 @@ func TestGarbageCollectionDuringGuestLoop(t *testing.T) {
 		t.Logf("GC during the guest loop: %v; call ended by its deadline after %v", d, callTook)
 	default:
 		t.Fatalf("the garbage collection had not finished when the 2s call ended (%v)", callTook)
+	}
+}
+
+// TestCompileSampler: the --sampler choices, and the modules a sampler
+// plugin may not be.
+func TestCompileSampler(t *testing.T) {
+	ctx := context.Background()
+	r := newRuntime(t, edgehost.Config{})
+	dir := t.TempDir()
+	file := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, choice := range []string{"", edgehost.SamplerBuiltin, pluginPath} {
+		m, err := r.CompileSampler(ctx, choice)
+		if err != nil {
+			t.Fatalf("%q: %v", choice, err)
+		}
+		if !m.Has(protocol.FnSample) || !m.Has(protocol.FnSamplerNew) || m.Has(protocol.FnTokenize) {
+			t.Errorf("%q: exports %v", choice, m.Functions())
+		}
+	}
+	if m, err := r.CompileSampler(ctx, edgehost.SamplerEdge); m != nil || err != nil {
+		t.Errorf("%q: %v, %v; want no module", edgehost.SamplerEdge, m, err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{file("edge.wasm", edgehost.Embedded()), "also exports edge_"},
+		{file("sample-only.wasm", plugin(1, 1, trapBody)), "must export edge_sampler_new and edge_sample"},
+		{filepath.Join(dir, "missing.wasm"), "no such file"},
+	} {
+		if _, err := r.CompileSampler(ctx, tc.path); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want it to say %q", tc.path, err, tc.want)
+		}
 	}
 }
