@@ -82,15 +82,7 @@ func appendIDsReply(b []byte, r *IDsReply) []byte {
 		return append(b, 0xc0) // nil, as the library encodes a nil slice
 	}
 	n := len(ids)
-	switch {
-	case n < 16:
-		b = append(b, 0x90|byte(n))
-	case n < 1<<16:
-		b = append(b, 0xdc, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0xdd)
-		b = binary.BigEndian.AppendUint32(b, uint32(n))
-	}
+	b = appendArrayLen(b, n)
 	// Write through an index into spare capacity: in WebAssembly an
 	// append per byte costs a capacity check and a branch each.
 	at := len(b)

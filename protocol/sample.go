@@ -55,16 +55,7 @@ func AppendSampleRequestF32(b []byte, h Handle, logits []float32, history []int3
 	}
 	if len(history) > 0 {
 		b = appendStr(b, "history")
-		k := len(history)
-		switch {
-		case k < 16:
-			b = append(b, 0x90|byte(k))
-		case k < 1<<16:
-			b = append(b, 0xdc, byte(k>>8), byte(k))
-		default:
-			b = append(b, 0xdd)
-			b = binary.BigEndian.AppendUint32(b, uint32(k))
-		}
+		b = appendArrayLen(b, len(history))
 		for _, id := range history {
 			if id < 0 {
 				b = append(b, 0xd2)
@@ -75,6 +66,17 @@ func AppendSampleRequestF32(b []byte, h Handle, logits []float32, history []int3
 		}
 	}
 	return b
+}
+
+// appendArrayLen appends the header of a msgpack array of n elements.
+func appendArrayLen(b []byte, n int) []byte {
+	switch {
+	case n < 16:
+		return append(b, 0x90|byte(n))
+	case n < 1<<16:
+		return append(b, 0xdc, byte(n>>8), byte(n))
+	}
+	return binary.BigEndian.AppendUint32(append(b, 0xdd), uint32(n))
 }
 
 // appendStr appends a msgpack fixstr (len(s) < 32).
