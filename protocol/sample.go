@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/binary"
 	"math"
+	"slices"
 	"unsafe"
 )
 
@@ -44,7 +45,9 @@ func AppendSampleRequestF32(b []byte, h Handle, logits []float32, history []int3
 		b = binary.BigEndian.AppendUint32(b, uint32(size))
 	}
 	at := len(b)
-	b = append(b, make([]byte, size)...)
+	// Grow without zeroing what the copy below overwrites anyway (a
+	// reused buffer is not cleared; a new one is, by the allocator).
+	b = slices.Grow(b, size)[:at+size]
 	out := b[at:]
 	if littleEndian && size > 0 {
 		copy(out, unsafe.Slice((*byte)(unsafe.Pointer(&logits[0])), size))

@@ -273,19 +273,26 @@ func benchEdge(args []string) error {
 		var reqBuf []byte
 		var stepUS [3]float64
 		var picked [3][]int32
-		for i, call := range []func(string, any, any) error{callNative, callWasm, callC} {
+		calls := []func(string, any, any) error{callNative, callWasm, callC}
+		var handles [3]protocol.Handle
+		for i, call := range calls {
 			var h protocol.HandleReply
 			if err := call(protocol.FnSamplerNew, params, &h); err != nil {
 				return fmt.Errorf("bench edge: sampler_new: %w", err)
 			}
-			const steps = 20
-			best := time.Duration(-1)
-			for range *rounds {
+			handles[i] = h.Handle
+		}
+		// Rounds alternate between the three samplers, so that a slow
+		// minute of the machine does not fall on one of them only.
+		const steps = 20
+		best := [3]time.Duration{-1, -1, -1}
+		for range *rounds {
+			for i, call := range calls {
 				var err error
 				d := cpuTime(func() {
 					for range steps {
 						// Encoded each step as the host's engine does (abiedge).
-						reqBuf = protocol.AppendSampleRequestF32(reqBuf[:0], h.Handle, dist.logits, nil)
+						reqBuf = protocol.AppendSampleRequestF32(reqBuf[:0], handles[i], dist.logits, nil)
 						var rep protocol.SampleReply
 						if err = call(protocol.FnSample, protocol.Raw(reqBuf), &rep); err != nil {
 							return
@@ -296,9 +303,11 @@ func benchEdge(args []string) error {
 				if err != nil {
 					return fmt.Errorf("bench edge: sample: %w", err)
 				}
-				best = minDur(best, d/steps)
+				best[i] = minDur(best[i], d/steps)
 			}
-			stepUS[i] = float64(best.Nanoseconds()) / 1e3
+		}
+		for i := range stepUS {
+			stepUS[i] = float64(best[i].Nanoseconds()) / 1e3
 		}
 		// The three samplers share the seed: they must pick the same tokens.
 		for i := 1; i < 3; i++ {

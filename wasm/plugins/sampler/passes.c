@@ -18,8 +18,9 @@
  * very IEEE operations of the scalar code are used (f32x4 / f64x2 add,
  * sub, mul, comparisons, pmax, promotion, and truncations exact for the
  * values they see); float sums whose order matters are still added one by
- * one, in id order. The weight passes stay scalar: their SIMD versions
- * were slower in wazero (DESIGN.md).
+ * one, in id order. The weight passes load and test logits as vectors but
+ * compute each weight with scalar arithmetic: their SIMD versions were
+ * slower in wazero (DESIGN.md).
  */
 #include <wasm_simd128.h>
 
@@ -175,11 +176,13 @@ SIMD void pass_copy(float *dst, const f32u *src, u32 n) {
  * skipped; all at or above, weighed in straight code; otherwise each one
  * is tested. The caller handles a non-finite cutX (every weight is 0).
  *
- * These two passes are scalar on purpose: f64x2 versions (four or two
+ * These passes keep the arithmetic scalar: f64x2 versions (four or two
  * logits per step; the table lookups, the f64→i64 conversions and the
  * bucket stores have to stay scalar) ran 10–20% slower in wazero, whose
  * shuffles, lane extractions and vector shifts cost several instructions
- * each (DESIGN.md).
+ * each (DESIGN.md). Only the loads and the cutX tests are vectors. Nor did
+ * replacing the trapping conversions by f64.trunc and magic additions
+ * (fewer instructions, the same time).
  */
 #define QUANT(w, TI, Q)                                                                           \
 	double TI##_t = (double)(w) * a - b;                                                          \
@@ -252,30 +255,96 @@ u64 pass_quant_mass(const f32u *x, u32 n, float cutX, const qparams *qp, u64 *ma
 	return total;
 }
 
-/* pass_quant_all is quantAll: every weight stored in q, and the total. */
-u64 pass_quant_all(const f32u *x, u32 n, u64 *q, float cutX, const qparams *qp) {
+/* pass_quant_head is pass_quant_mass without the bucket masses: the total,
+ * and the listed ids (bucket at most L) with their buckets and weights.
+ * Top-p's boundary is almost always among the first buckets, whose masses
+ * the caller sums from the list; the per-logit bucket load and store,
+ * bounds-checked in wazero, were about a quarter of the pass. When the
+ * boundary lies deeper, the caller runs pass_quant_mass after all.
+ *
+ * Four logits come in one vector load (one bounds check instead of four)
+ * and are tested against cutX and headX (bucket_threshold's smallest
+ * float32 of a bucket at most L: every listed logit is at or above it) by
+ * lane-wise comparisons, which are the scalar `>=`; the weights themselves
+ * are the scalar QUANT of each lane. */
+SIMD u64 pass_quant_head(const f32u *x, u32 n, float cutX, float headX, const qparams *qp, i32 head, i32 *hl, i32 *hb, u32 *nh, u64 *q) {
+	double a = qp->a, b = qp->b, c = qp->c, one = qp->one;
+	i32 exp0 = (i32)qp->sc + 1023;
+	u64 total = 0;
+	u32 i = 0, k = 0;
+	v128_t vcut = wasm_f32x4_splat(cutX), vhead = wasm_f32x4_splat(headX);
+	for (; i + 4 <= n; i += 4) {
+		v128_t v = wasm_v128_load(x + i);
+		u32 g = wasm_i32x4_bitmask(wasm_f32x4_ge(v, vcut));
+		if (!g) continue;
+		float w0 = wasm_f32x4_extract_lane(v, 0), w1 = wasm_f32x4_extract_lane(v, 1);
+		float w2 = wasm_f32x4_extract_lane(v, 2), w3 = wasm_f32x4_extract_lane(v, 3);
+		if (g == 15) {
+			QUANT(w0, i0, q0)
+			QUANT(w1, i1, q1)
+			QUANT(w2, i2, q2)
+			QUANT(w3, i3, q3)
+			total += q0 + q1 + q2 + q3;
+			if (wasm_v128_any_true(wasm_f32x4_ge(v, vhead))) {
+				if (i0 >= head) hl[k] = (i32)i, hb[k++] = -(i0 >> BUCKET_SHIFT), q[i] = q0;
+				if (i1 >= head) hl[k] = (i32)i + 1, hb[k++] = -(i1 >> BUCKET_SHIFT), q[i + 1] = q1;
+				if (i2 >= head) hl[k] = (i32)i + 2, hb[k++] = -(i2 >> BUCKET_SHIFT), q[i + 2] = q2;
+				if (i3 >= head) hl[k] = (i32)i + 3, hb[k++] = -(i3 >> BUCKET_SHIFT), q[i + 3] = q3;
+			}
+			continue;
+		}
+#define ONE(G, W, J)                                                                    \
+	if (G) {                                                                        \
+		QUANT(W, ti, qj)                                                        \
+		total += qj;                                                            \
+		if (ti >= head) hl[k] = (i32)(J), hb[k++] = -(ti >> BUCKET_SHIFT), q[J] = qj; \
+	}
+		ONE(g & 1, w0, i)
+		ONE(g & 2, w1, i + 1)
+		ONE(g & 4, w2, i + 2)
+		ONE(g & 8, w3, i + 3)
+#undef ONE
+	}
+	for (; i < n; i++) {
+		if (!(x[i] >= cutX)) continue;
+		QUANT(x[i], ti, qi)
+		total += qi;
+		if (ti >= head) hl[k] = (i32)i, hb[k++] = -(ti >> BUCKET_SHIFT), q[i] = qi;
+	}
+	*nh = k;
+	return total;
+}
+
+/* pass_quant_all is quantAll: every weight stored in q, and the total.
+ * Loads and tests four logits at a time like pass_quant_head. */
+SIMD u64 pass_quant_all(const f32u *x, u32 n, u64 *q, float cutX, const qparams *qp) {
 	double a = qp->a, b = qp->b, c = qp->c, one = qp->one;
 	i32 exp0 = (i32)qp->sc + 1023;
 	u64 total = 0;
 	u32 i = 0;
+	v128_t vcut = wasm_f32x4_splat(cutX), zero = wasm_i64x2_splat(0);
 	for (; i + 4 <= n; i += 4) {
-		float w0 = x[i], w1 = x[i + 1], w2 = x[i + 2], w3 = x[i + 3];
-		int g0 = w0 >= cutX, g1 = w1 >= cutX, g2 = w2 >= cutX, g3 = w3 >= cutX;
-		if (g0 & g1 & g2 & g3) {
+		v128_t v = wasm_v128_load(x + i);
+		u32 g = wasm_i32x4_bitmask(wasm_f32x4_ge(v, vcut));
+		if (!g) {
+			wasm_v128_store(q + i, zero);
+			wasm_v128_store(q + i + 2, zero);
+			continue;
+		}
+		float w0 = wasm_f32x4_extract_lane(v, 0), w1 = wasm_f32x4_extract_lane(v, 1);
+		float w2 = wasm_f32x4_extract_lane(v, 2), w3 = wasm_f32x4_extract_lane(v, 3);
+		if (g == 15) {
 			QUANT(w0, i0, q0)
-			q[i] = q0;
 			QUANT(w1, i1, q1)
-			q[i + 1] = q1;
 			QUANT(w2, i2, q2)
-			q[i + 2] = q2;
 			QUANT(w3, i3, q3)
-			q[i + 3] = q3;
 			(void)i0, (void)i1, (void)i2, (void)i3;
+			wasm_v128_store(q + i, wasm_i64x2_make((i64)q0, (i64)q1));
+			wasm_v128_store(q + i + 2, wasm_i64x2_make((i64)q2, (i64)q3));
 			total += q0 + q1 + q2 + q3;
 			continue;
 		}
 		q[i] = q[i + 1] = q[i + 2] = q[i + 3] = 0;
-		if (!(g0 | g1 | g2 | g3)) continue;
 #define ONE(G, W, J)               \
 	if (G) {                   \
 		QUANT(W, ti, qj)   \
@@ -283,10 +352,10 @@ u64 pass_quant_all(const f32u *x, u32 n, u64 *q, float cutX, const qparams *qp) 
 		q[J] = qj;         \
 		total += qj;       \
 	}
-		ONE(g0, w0, i)
-		ONE(g1, w1, i + 1)
-		ONE(g2, w2, i + 2)
-		ONE(g3, w3, i + 3)
+		ONE(g & 1, w0, i)
+		ONE(g & 2, w1, i + 1)
+		ONE(g & 4, w2, i + 2)
+		ONE(g & 8, w3, i + 3)
 #undef ONE
 	}
 	for (; i < n; i++) {
@@ -298,6 +367,84 @@ u64 pass_quant_all(const f32u *x, u32 n, u64 *q, float cutX, const qparams *qp) 
 		total += qi;
 	}
 	return total;
+}
+
+/* pass_quant_blocks is quantAll for a plain draw (no top-p, no min-p),
+ * which needs the weights only through their cumulative sum in id order:
+ * it stores the sum of each block of QBLOCK ids in bsum and returns the
+ * total, and pass_pick_blocks finds the block of the pick from those sums
+ * and weighs that block's ids again (the same QUANT, the same integers).
+ * Storing all 129,280 weights and reading them back cost more than the
+ * weights themselves in wazero, where every store is bounds-checked. */
+SIMD u64 pass_quant_blocks(const f32u *x, u32 n, float cutX, const qparams *qp, u64 *bsum) {
+	double a = qp->a, b = qp->b, c = qp->c, one = qp->one;
+	i32 exp0 = (i32)qp->sc + 1023;
+	u64 total = 0;
+	v128_t vcut = wasm_f32x4_splat(cutX);
+	for (u32 i = 0, blk = 0; i < n; blk++) {
+		u32 end = n - i > QBLOCK ? i + QBLOCK : n;
+		u64 sum = 0;
+		for (; i + 4 <= end; i += 4) {
+			v128_t v = wasm_v128_load(x + i);
+			u32 g = wasm_i32x4_bitmask(wasm_f32x4_ge(v, vcut));
+			if (!g) continue;
+			float w0 = wasm_f32x4_extract_lane(v, 0), w1 = wasm_f32x4_extract_lane(v, 1);
+			float w2 = wasm_f32x4_extract_lane(v, 2), w3 = wasm_f32x4_extract_lane(v, 3);
+			if (g == 15) {
+				QUANT(w0, i0, q0)
+				QUANT(w1, i1, q1)
+				QUANT(w2, i2, q2)
+				QUANT(w3, i3, q3)
+				(void)i0, (void)i1, (void)i2, (void)i3;
+				sum += q0 + q1 + q2 + q3;
+				continue;
+			}
+#define ONE(G, W)                  \
+	if (G) {                   \
+		QUANT(W, ti, qj)   \
+		(void)ti;          \
+		sum += qj;         \
+	}
+			ONE(g & 1, w0)
+			ONE(g & 2, w1)
+			ONE(g & 4, w2)
+			ONE(g & 8, w3)
+#undef ONE
+		}
+		for (; i < end; i++) {
+			if (!(x[i] >= cutX)) continue;
+			QUANT(x[i], ti, qi)
+			(void)ti;
+			sum += qi;
+		}
+		bsum[blk] = sum;
+		total += sum;
+	}
+	return total;
+}
+
+/* pass_pick_blocks is pass_pick_all over the weights pass_quant_blocks
+ * summed into bsum: the first id whose cumulative weight exceeds r, or -1. */
+i64 pass_pick_blocks(const f32u *x, u32 n, float cutX, const qparams *qp, const u64 *bsum, u64 r) {
+	double a = qp->a, b = qp->b, c = qp->c, one = qp->one;
+	i32 exp0 = (i32)qp->sc + 1023;
+	u64 cum = 0;
+	for (u32 i = 0, blk = 0; i < n; i += QBLOCK, blk++) {
+		if (cum + bsum[blk] <= r) {
+			cum += bsum[blk];
+			continue;
+		}
+		u32 end = n - i > QBLOCK ? i + QBLOCK : n;
+		for (u32 j = i; j < end; j++) {
+			if (!(x[j] >= cutX)) continue;
+			QUANT(x[j], tj, qj)
+			(void)tj;
+			cum += qj;
+			if (cum > r) return j;
+		}
+		return -1; /* unreachable: the block's weights sum past r */
+	}
+	return -1;
 }
 
 /* ---- log-probabilities (logSumExp) ---- */

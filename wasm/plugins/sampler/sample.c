@@ -465,6 +465,18 @@ static u64 top_p_target(double top_p, u64 total) {
 	return target;
 }
 
+/* boundary_within reports whether top-p's boundary bucket for target is
+ * at most L, judging by the masses of buckets 0..L alone (exact: the walk
+ * stops at the first bucket where the running sum reaches target). */
+static int boundary_within(u64 target, i64 L) {
+	u64 cum = 0;
+	for (i64 bk = 0; bk <= L && bk < MASS_N - 1; bk++) {
+		if (cum + mass[bk] >= target) return 1;
+		cum += mass[bk];
+	}
+	return 0;
+}
+
 /* top_p is topP: the ascending ids of the smallest set, in descending t
  * order (ties → lower id), whose weight reaches ceil(p·total). */
 static u32 top_p(const sparams *p, const f32u *x, const i32 *cand, u32 nc, int all, u32 n, u64 *q, u64 total,
@@ -557,17 +569,33 @@ static const char *draw(const sparams *p, u64 *rng, const f32u *x, u32 n, int ma
 	int doTopP = p->top_p < 1;
 	if (doTopP) memset(mass, 0, sizeof mass);
 	head_ok = 0;
+	int blocks = 0; /* q holds pass_quant_blocks' block sums */
+	float cutX = F32_INF;
 	if (all) {
 		/* A non-finite cutX (from a non-finite maximum or scale) means
 		 * every t is NaN or -Inf: every weight is 0, as in Go. */
-		float cutX = bucket_threshold((float)m, INT32_MAXV, a, b, cutT);
+		cutX = bucket_threshold((float)m, INT32_MAXV, a, b, cutT);
 		if (cutX == F32_INF) {
 			if (!doTopP) memset(q, 0, (usize)n * 8);
 		} else if (doTopP) {
-			total = pass_quant_mass(x, n, cutX, &qp, mass, (i32)(-256 * mass_hint), cand, S.hb.p, &nhead, q);
+			/* The masses of the listed buckets (at most mass_hint) come
+			 * from the list; only when top-p's boundary lies deeper is
+			 * the vocabulary weighed again with every bucket's mass. */
+			i32 head = (i32)(-256 * mass_hint);
+			float headX = bucket_threshold((float)m, mass_hint, a, b, cutT);
+			total = pass_quant_head(x, n, cutX, headX, &qp, head, cand, S.hb.p, &nhead, q);
+			const i32 *hb = S.hb.p;
+			for (u32 i = 0; i < nhead; i++) mass[hb[i]] += q[cand[i]];
+			if (!boundary_within(top_p_target(p->top_p, total), mass_hint)) {
+				memset(mass, 0, sizeof mass);
+				total = pass_quant_mass(x, n, cutX, &qp, mass, head, cand, S.hb.p, &nhead, q);
+			}
 			head_ok = 1;
-		} else {
+		} else if (p->min_p > 0) {
 			total = pass_quant_all(x, n, q, cutX, &qp);
+		} else {
+			total = pass_quant_blocks(x, n, cutX, &qp, q);
+			blocks = 1;
 		}
 	} else {
 		for (u32 i = 0; i < nc; i++) {
@@ -610,7 +638,7 @@ static const char *draw(const sparams *p, u64 *rng, const f32u *x, u32 n, int ma
 	u64 r = rng_below(rng, total);
 	i64 pick = -1;
 	if (all) {
-		pick = pass_pick_all(q, n, r);
+		pick = blocks ? pass_pick_blocks(x, n, cutX, &qp, q, r) : pass_pick_all(q, n, r);
 	} else {
 		u64 cum = 0;
 		u32 i = 0;

@@ -83,6 +83,8 @@ void w_array(wr *w, u32 n);
 #define TICKS 4096
 #define TICK_BITS 12
 #define BUCKET_SHIFT 8
+/* QBLOCK ids share one partial sum in pass_quant_blocks. */
+#define QBLOCK 256
 #define MASS_N (64 * (1 << (TICK_BITS - BUCKET_SHIFT)) + 2)
 
 #define LOG2E_TICKS (1.4426950408889634 * TICKS)
@@ -155,6 +157,9 @@ i32 pass_argmax(const f32u *x, u32 n, float m);
 void pass_f16(const u8 *src, float *dst, u32 n);
 void pass_copy(float *dst, const f32u *src, u32 n);
 u64 pass_quant_mass(const f32u *x, u32 n, float cutX, const qparams *qp, u64 *mass, i32 head, i32 *hl, i32 *hb, u32 *nh, u64 *q);
+u64 pass_quant_head(const f32u *x, u32 n, float cutX, float headX, const qparams *qp, i32 head, i32 *hl, i32 *hb, u32 *nh, u64 *q);
+u64 pass_quant_blocks(const f32u *x, u32 n, float cutX, const qparams *qp, u64 *bsum);
+i64 pass_pick_blocks(const f32u *x, u32 n, float cutX, const qparams *qp, const u64 *bsum, u64 r);
 u64 pass_quant_all(const f32u *x, u32 n, u64 *q, float cutX, const qparams *qp);
 void pass_scan_above(const f32u *x, u32 n, float keepX, float bndX, i32 *kept, u32 *nk, i32 *bnd, u32 *nb);
 u32 pass_min_p_all(const u64 *q, u32 n, u64 thr, i32 *cand);
