@@ -101,3 +101,42 @@ func TestE8M0Bits(t *testing.T) {
 		t.Fatal(fmt.Sprint("byte 0: ", e8m0Bits[0]))
 	}
 }
+
+// TestPermuteFP4 checks the table-driven permutation against its
+// definition (vector 2m+h of a pair holds inputs 8m+2d+h of the first group
+// in lanes d and of the second group in lanes 4+d; a lone last group is
+// paired with zeros), writing into a reused buffer full of stale values as
+// the pooled buffers are.
+func TestPermuteFP4(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, groups := range []int{1, 2, 3, 4, 5, 17, 64, 129} {
+		K := groups * FP4Group
+		x := randVec(rng, K)
+		want := make([]float32, fp4PermutedLen(K))
+		for p := 0; p*64 < K; p++ {
+			for m := 0; m < 4; m++ {
+				for h := 0; h < 2; h++ {
+					for d := 0; d < 4; d++ {
+						v := p*64 + (2*m+h)*8
+						if i := p*64 + 8*m + 2*d + h; i < K {
+							want[v+d] = x[i]
+						}
+						if i := p*64 + 32 + 8*m + 2*d + h; i < K {
+							want[v+4+d] = x[i]
+						}
+					}
+				}
+			}
+		}
+		got := make([]float32, len(want))
+		for i := range got {
+			got[i] = float32(math.NaN())
+		}
+		permuteFP4Into(got, x)
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("groups=%d: position %d is %g, want %g", groups, i, got[i], want[i])
+			}
+		}
+	}
+}
