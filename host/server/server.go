@@ -301,6 +301,8 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) *apiE
 			return &apiError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error", msg: fmt.Sprintf("request body over %d bytes", mbe.Limit)}
 		case errors.As(err, &se):
 			return badRequest("", "invalid JSON at byte %d: %v", se.Offset, err)
+		case errors.As(err, &te) && te.Field == "":
+			return badRequest("", "the request body must be a JSON object, got JSON %s", te.Value)
 		case errors.As(err, &te):
 			field := strings.TrimPrefix(te.Field, "samplingFields.")
 			return badRequest(field, "field %q: expected %s, got JSON %s", field, te.Type, te.Value)

@@ -465,6 +465,7 @@ func TestBadRequests(t *testing.T) {
 		{"logit bias key", "/v1/completions", `{"prompt": "a", "logit_bias": {"x": 1}}`, 400, "logit_bias key"},
 		{"body too large", "/v1/completions", `{"prompt": "` + strings.Repeat("a", 5000) + `"}`, 413, "request body over 4096 bytes"},
 		{"trailing", "/v1/completions", `{"prompt": "a"} {}`, 400, "trailing data"},
+		{"not an object", "/v1/messages", `[1]`, 400, "the request body must be a JSON object, got JSON array"},
 		{"unknown route", "/v1/nothing", `{}`, 404, "no route for POST /v1/nothing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
