@@ -74,7 +74,8 @@ func TestGEMVFP4RowExact(t *testing.T) {
 			}
 		}
 		x := randVec(rng, K)
-		xp := permuteFP4(x)
+		xp := make([]float32, fp4PermutedLen(K))
+		permuteFP4Into(xp, x)
 		got := gemvFP4Row(unsafe.Pointer(&w[0]), &xp[0], unsafe.Pointer(&sc[0]), groups, &e8m0Bits[0])
 		want := gemvFP4RowRef(w, xp, sc, groups)
 		if math.Float32bits(got) != math.Float32bits(want) {

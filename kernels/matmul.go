@@ -357,21 +357,11 @@ func gemvFP4(dst []float32, w *Matrix, xp []float32, lo, hi int) {
 	}
 }
 
-// permuteFP4 reorders x (len a multiple of 32) into the order in which
-// gemvFP4Row produces weights. Per pair of groups (64 inputs; a lone last
-// group is paired with zeros), vector 2m+h holds inputs 8m+2d+h of the first
-// group in lanes d=0..3 and of the second group in lanes 4..7.
-func permuteFP4(x []float32) []float32 {
-	xp := make([]float32, fp4PermutedLen(len(x)))
-	permuteFP4Into(xp, x)
-	return xp
-}
-
-// fp4PermutedLen is the length of permuteFP4's result for n inputs.
+// fp4PermutedLen is the length of permuteFP4Into's result for n inputs.
 func fp4PermutedLen(n int) int { return (n/FP4Group + 1) / 2 * 64 }
 
-// fp4Perm[j] is the input (within a pair of groups) that permuteFP4 puts
-// at position j.
+// fp4Perm[j] is the input (within a pair of groups) that permuteFP4Into
+// puts at position j.
 var fp4Perm = func() (t [64]uint8) {
 	for m := 0; m < 4; m++ {
 		for h := 0; h < 2; h++ {
@@ -385,10 +375,14 @@ var fp4Perm = func() (t [64]uint8) {
 	return
 }()
 
-// permuteFP4Into writes permuteFP4(x) into xp (len fp4PermutedLen). Whole
-// pairs go through the index table with fixed-size arrays (no bounds
-// checks): the former loop with a test per element took ~10 µs for 4096
-// inputs, as long as the product of a 4096×64 matrix.
+// permuteFP4Into reorders x (len a multiple of 32) into xp (len
+// fp4PermutedLen) in the order in which gemvFP4Row produces weights. Per
+// pair of groups (64 inputs; a lone last group is paired with zeros),
+// vector 2m+h holds inputs 8m+2d+h of the first group in lanes d=0..3 and
+// of the second group in lanes 4..7. Whole pairs go through the index
+// table with fixed-size arrays (no bounds checks): the former loop with a
+// test per element took ~10 µs for 4096 inputs, as long as the product of
+// a 4096×64 matrix.
 func permuteFP4Into(xp, x []float32) {
 	p := 0
 	for ; (p+1)*64 <= len(x); p++ {
