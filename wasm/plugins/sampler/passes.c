@@ -191,76 +191,15 @@ SIMD void pass_copy(float *dst, const f32u *src, u32 n) {
 		(POW2TAB[TI & (TICKS - 1)] * (one + (TI##_t - (double)TI) * c)) *                     \
 		f64from((u64)(i64)((TI >> TICK_BITS) + exp0) << 52));
 
-/* The bucket masses go to four copies, one per lane, merged at the end, so
- * that neighbouring ids in the same bucket do not wait on each other's
- * store; integer sums make the order of the additions irrelevant. */
-static u64 mass4[4][MASS_N];
-
-/* pass_quant_mass also lists, in ascending order, the ids whose bucket is
- * at most L (int64(t) >= head = -256·L) in hl, their buckets in hb and
- * their weights in q: top-p
- * needs only those when its boundary bucket is at most L, and then does
- * not scan the vocabulary again. */
-u64 pass_quant_mass(const f32u *x, u32 n, float cutX, const qparams *qp, u64 *mass, i32 head, i32 *hl, i32 *hb, u32 *nh, u64 *q) {
-	double a = qp->a, b = qp->b, c = qp->c, one = qp->one;
-	i32 exp0 = (i32)qp->sc + 1023;
-	u64 total = 0;
-	u32 i = 0, k = 0;
-	for (int l = 0; l < 4; l++) memset(mass4[l], 0, sizeof mass4[l]);
-	for (; i + 4 <= n; i += 4) {
-		float w0 = x[i], w1 = x[i + 1], w2 = x[i + 2], w3 = x[i + 3];
-		int g0 = w0 >= cutX, g1 = w1 >= cutX, g2 = w2 >= cutX, g3 = w3 >= cutX;
-		if (g0 & g1 & g2 & g3) {
-			QUANT(w0, i0, q0)
-			mass4[0][-(i0 >> BUCKET_SHIFT)] += q0;
-			QUANT(w1, i1, q1)
-			mass4[1][-(i1 >> BUCKET_SHIFT)] += q1;
-			QUANT(w2, i2, q2)
-			mass4[2][-(i2 >> BUCKET_SHIFT)] += q2;
-			QUANT(w3, i3, q3)
-			mass4[3][-(i3 >> BUCKET_SHIFT)] += q3;
-			total += q0 + q1 + q2 + q3;
-			i32 m01 = i0 > i1 ? i0 : i1, m23 = i2 > i3 ? i2 : i3;
-			if ((m01 > m23 ? m01 : m23) >= head) {
-				if (i0 >= head) hl[k] = (i32)i, hb[k++] = -(i0 >> BUCKET_SHIFT), q[i] = q0;
-				if (i1 >= head) hl[k] = (i32)i + 1, hb[k++] = -(i1 >> BUCKET_SHIFT), q[i + 1] = q1;
-				if (i2 >= head) hl[k] = (i32)i + 2, hb[k++] = -(i2 >> BUCKET_SHIFT), q[i + 2] = q2;
-				if (i3 >= head) hl[k] = (i32)i + 3, hb[k++] = -(i3 >> BUCKET_SHIFT), q[i + 3] = q3;
-			}
-			continue;
-		}
-		if (!(g0 | g1 | g2 | g3)) continue;
-#define ONE(G, W, J)                                                                    \
-	if (G) {                                                                        \
-		QUANT(W, ti, qj)                                                        \
-		mass4[0][-(ti >> BUCKET_SHIFT)] += qj;                                  \
-		total += qj;                                                            \
-		if (ti >= head) hl[k] = (i32)(J), hb[k++] = -(ti >> BUCKET_SHIFT), q[J] = qj; \
-	}
-		ONE(g0, w0, i)
-		ONE(g1, w1, i + 1)
-		ONE(g2, w2, i + 2)
-		ONE(g3, w3, i + 3)
-#undef ONE
-	}
-	for (; i < n; i++) {
-		if (!(x[i] >= cutX)) continue;
-		QUANT(x[i], ti, qi)
-		mass4[0][-(ti >> BUCKET_SHIFT)] += qi;
-		total += qi;
-		if (ti >= head) hl[k] = (i32)i, hb[k++] = -(ti >> BUCKET_SHIFT), q[i] = qi;
-	}
-	for (int j = 0; j < MASS_N; j++) mass[j] += mass4[0][j] + mass4[1][j] + mass4[2][j] + mass4[3][j];
-	*nh = k;
-	return total;
-}
-
-/* pass_quant_head is pass_quant_mass without the bucket masses: the total,
- * and the listed ids (bucket at most L) with their buckets and weights.
- * Top-p's boundary is almost always among the first buckets, whose masses
- * the caller sums from the list; the per-logit bucket load and store,
- * bounds-checked in wazero, were about a quarter of the pass. When the
- * boundary lies deeper, the caller runs pass_quant_mass after all.
+/* pass_quant_head is quantMass for top-p: it returns the total and lists,
+ * in ascending order, the ids whose bucket is at most L (int64(t) >= head
+ * = -256·L) in hl, their buckets in hb and their weights in q. Top-p's
+ * boundary is almost always among the first buckets, whose masses the
+ * caller sums from the list, and then top-p does not scan the vocabulary
+ * again either; adding every weight to its bucket's mass instead (a load
+ * and a store per logit, bounds-checked in wazero) was about a quarter of
+ * the pass. When the boundary lies deeper, the caller runs it again with
+ * every id listed (head = INT32_MIN).
  *
  * Four logits come in one vector load (one bounds check instead of four)
  * and are tested against cutX and headX (bucket_threshold's smallest

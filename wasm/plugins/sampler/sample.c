@@ -14,6 +14,7 @@
 #include "sampler.h"
 
 #define INT32_MAXV 2147483647
+#define INT32_MINV (-INT32_MAXV - 1)
 
 static const float F32_INF = __builtin_inff();
 
@@ -113,8 +114,9 @@ static u64 mass[MASS_N]; /* top-p bucket masses */
  * the vocabulary again when its boundary is no deeper. Only the speed
  * depends on it. */
 static i64 mass_hint = 64;
-static u32 nhead;   /* ids listed (in S.cand), or ... */
-static int head_ok; /* ... 0 when there is no list */
+static u32 nhead;          /* ids listed (in S.cand), or ... */
+static int head_ok;        /* ... 0 when there is no list */
+static i64 listed_upto;    /* the list holds every id of the buckets up to this one */
 
 static void *need(buf *b, u64 bytes, int zero) {
 	if (bytes > 0x7fff0000u) return 0;
@@ -490,7 +492,7 @@ static u32 top_p(const sparams *p, const f32u *x, const i32 *cand, u32 nc, int a
 	}
 	i32 *kept = S.kept.p, *bnd = S.bnd.p;
 	u32 nk = 0, nb = 0;
-	if (all && head_ok && bk <= mass_hint) {
+	if (all && head_ok && bk <= listed_upto) {
 		/* Every id of buckets <= bk is listed, ascending, with its
 		 * weight; buckets are those of scanAbove's thresholds. */
 		const i32 *hb = S.hb.p;
@@ -586,9 +588,14 @@ static const char *draw(const sparams *p, u64 *rng, const f32u *x, u32 n, int ma
 			total = pass_quant_head(x, n, cutX, headX, &qp, head, cand, S.hb.p, &nhead, q);
 			const i32 *hb = S.hb.p;
 			for (u32 i = 0; i < nhead; i++) mass[hb[i]] += q[cand[i]];
+			listed_upto = mass_hint;
 			if (!boundary_within(top_p_target(p->top_p, total), mass_hint)) {
+				/* Rare (a flat distribution, or the first step): list
+				 * every weighed id, so that every bucket's mass is known. */
 				memset(mass, 0, sizeof mass);
-				total = pass_quant_mass(x, n, cutX, &qp, mass, head, cand, S.hb.p, &nhead, q);
+				total = pass_quant_head(x, n, cutX, cutX, &qp, INT32_MINV, cand, S.hb.p, &nhead, q);
+				for (u32 i = 0; i < nhead; i++) mass[hb[i]] += q[cand[i]];
+				listed_upto = MASS_N;
 			}
 			head_ok = 1;
 		} else if (p->min_p > 0) {

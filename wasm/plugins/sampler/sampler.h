@@ -156,7 +156,6 @@ float pass_max(const f32u *x, u32 n);
 i32 pass_argmax(const f32u *x, u32 n, float m);
 void pass_f16(const u8 *src, float *dst, u32 n);
 void pass_copy(float *dst, const f32u *src, u32 n);
-u64 pass_quant_mass(const f32u *x, u32 n, float cutX, const qparams *qp, u64 *mass, i32 head, i32 *hl, i32 *hb, u32 *nh, u64 *q);
 u64 pass_quant_head(const f32u *x, u32 n, float cutX, float headX, const qparams *qp, i32 head, i32 *hl, i32 *hb, u32 *nh, u64 *q);
 u64 pass_quant_blocks(const f32u *x, u32 n, float cutX, const qparams *qp, u64 *bsum);
 i64 pass_pick_blocks(const f32u *x, u32 n, float cutX, const qparams *qp, const u64 *bsum, u64 r);
