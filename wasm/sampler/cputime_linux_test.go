@@ -62,3 +62,17 @@ func BenchmarkCPUSampleTopPPeaked(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkCPUSampleTemperature is a plain draw (temperature only: the
+// OpenAI default top_p = 1): quantAll, then the cumulative pick.
+func BenchmarkCPUSampleTemperature(b *testing.B) {
+	x := randLogits(NewRand(9), 129280, 12)
+	s, _ := New(Params{Temperature: 1, TopP: 1, Seed: 1})
+	b.ResetTimer()
+	reportCPU(b, func() {
+		s.count = 0
+		if _, err := s.Sample(x, nil); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
