@@ -86,3 +86,38 @@ func TestFP8GEMVPathChoice(t *testing.T) {
 		}
 	})
 }
+
+// TestBlockAbsMax checks the per-block maxima of |x| (which choose between
+// the integer and the half-precision FP8 kernels) against their definition
+// on block and vector lengths that are and are not multiples of 8, with
+// negative values, zeros, subnormals, infinities and NaNs.
+func TestBlockAbsMax(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	special := []float32{0, float32(math.Copysign(0, -1)), 1e-40, -1e-40, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), -3e38}
+	for _, n := range []int{0, 1, 7, 8, 9, 15, 16, 17, 31, 128, 129, 300, 4096} {
+		for _, b := range []int{6, 7, 8, 32, 128} {
+			for trial := 0; trial < 4; trial++ {
+				x := make([]float32, n)
+				for i := range x {
+					x[i] = float32(rng.NormFloat64() * math.Pow(10, float64(rng.IntN(8)-4)))
+					if trial > 0 && rng.IntN(40) == 0 {
+						x[i] = special[rng.IntN(len(special))]
+					}
+				}
+				got := blockAbsMax(x, b)
+				if len(got) != (n+b-1)/b {
+					t.Fatalf("n=%d b=%d: %d blocks", n, b, len(got))
+				}
+				for k := range got {
+					want := uint32(0)
+					for _, v := range x[k*b : min((k+1)*b, n)] {
+						want = max(want, math.Float32bits(v)&0x7fffffff)
+					}
+					if math.Float32bits(got[k]) != want {
+						t.Fatalf("n=%d b=%d block %d: %#x, want %#x", n, b, k, math.Float32bits(got[k]), want)
+					}
+				}
+			}
+		}
+	}
+}

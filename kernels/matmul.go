@@ -321,11 +321,18 @@ func gemvFP8(dst []float32, w *Matrix, x, amax []float32, lo, hi int) {
 // (the last block may be short): +Inf if a block holds an infinity, NaN if
 // it holds a NaN. Absolute values compare as their bit patterns, so the
 // loop has no float branches.
+// The multiple-of-8 part of each block runs in AVX2 (absMaxBitsAVX2): the
+// Go loop took ~5 µs for 4096 values, serial time before every FP8 product.
 func blockAbsMax(x []float32, b int) []float32 {
 	out := make([]float32, ceilDiv(len(x), b))
 	for i := range out {
-		m := uint32(0)
-		for _, v := range x[i*b : min((i+1)*b, len(x))] {
+		xs := x[i*b : min((i+1)*b, len(x))]
+		m, j := uint32(0), 0
+		if useSIMD && len(xs) >= 8 {
+			j = len(xs) &^ 7
+			m = absMaxBitsAVX2(&xs[0], j)
+		}
+		for _, v := range xs[j:] {
 			m = max(m, math.Float32bits(v)&0x7fffffff)
 		}
 		out[i] = math.Float32frombits(m) // any NaN pattern above +Inf is a NaN

@@ -47,6 +47,12 @@ func gemvFP8x8(w unsafe.Pointer, ldw int, x *float32, acc *float32, k int)
 //go:noescape
 func scaleAVX2(dst, x *float32, a float32, n int)
 
+// absMaxBitsAVX2 returns the largest bit pattern of |x[i]| (sign cleared)
+// over n values, n a multiple of 8.
+//
+//go:noescape
+func absMaxBitsAVX2(x *float32, n int) uint32
+
 //go:noescape
 func indexScores3(q *float32, groups, d int, k0, k1, k2, w, out *float32)
 

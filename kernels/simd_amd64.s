@@ -941,6 +941,50 @@ scaledone:
 	VZEROUPPER
 	RET
 
+// func absMaxBitsAVX2(x *float32, n int) uint32
+// Max of the bit patterns with the sign cleared (as unsigned integers,
+// VPMAXUD), two vectors per step; n is a multiple of 8.
+TEXT ·absMaxBitsAVX2(SB), NOSPLIT, $0-20
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), CX
+	MOVL         $0x7FFFFFFF, AX
+	VMOVD        AX, X3
+	VPBROADCASTD X3, Y3
+	VPXOR        Y0, Y0, Y0
+	VPXOR        Y1, Y1, Y1
+	XORQ         AX, AX
+	MOVQ         CX, DX
+	ANDQ         $-16, DX
+
+amx16:
+	CMPQ    AX, DX
+	JGE     amx8
+	VPAND   (SI)(AX*4), Y3, Y2
+	VPMAXUD Y2, Y0, Y0
+	VPAND   32(SI)(AX*4), Y3, Y2
+	VPMAXUD Y2, Y1, Y1
+	ADDQ    $16, AX
+	JMP     amx16
+
+amx8:
+	CMPQ    AX, CX
+	JGE     amxdone
+	VPAND   (SI)(AX*4), Y3, Y2
+	VPMAXUD Y2, Y0, Y0
+
+amxdone:
+	VPMAXUD      Y1, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPMAXUD      X1, X0, X0
+	VPSHUFD      $0x4E, X0, X1
+	VPMAXUD      X1, X0, X0
+	VPSHUFD      $0xB1, X0, X1
+	VPMAXUD      X1, X0, X0
+	VMOVD        X0, AX
+	VZEROUPPER
+	MOVL         AX, ret+16(FP)
+	RET
+
 // Reduce the four head accumulators a0..a3 (8 lanes each) of one key to
 // their four dot products in x0 (heads 0..3), in the order
 // ((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7)); t is clobbered.
