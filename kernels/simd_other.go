@@ -33,7 +33,7 @@ func attnOut4x1(acc *float32, p *float32, ldp int, rows unsafe.Pointer, s, col i
 func gemvFP8x8(w unsafe.Pointer, ldw int, x *float32, acc *float32, k int) { panic(noSIMD) }
 
 func scaleAVX2(dst, x *float32, a float32, n int) { panic(noSIMD) }
-func absMaxBitsAVX2(x *float32, n int) uint32        { panic(noSIMD) }
+func absMaxBitsAVX2(x *float32, n int) uint32     { panic(noSIMD) }
 
 func indexScores3(q *float32, groups, d int, k0, k1, k2, w, out *float32) { panic(noSIMD) }
 
