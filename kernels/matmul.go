@@ -321,6 +321,7 @@ func gemvFP8(dst []float32, w *Matrix, x, amax []float32, lo, hi int) {
 // (the last block may be short): +Inf if a block holds an infinity, NaN if
 // it holds a NaN. Absolute values compare as their bit patterns, so the
 // loop has no float branches.
+//
 // The multiple-of-8 part of each block runs in AVX2 (absMaxBitsAVX2): the
 // Go loop took ~5 µs for 4096 values, serial time before every FP8 product.
 func blockAbsMax(x []float32, b int) []float32 {
