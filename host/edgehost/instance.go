@@ -26,6 +26,9 @@ type Instance struct {
 	fns    map[string]api.Function
 	stderr *headBuffer
 	failed error
+	// spareTo, when set, is the template that takes the instance's
+	// module back on Close (Template.KeepSpares).
+	spareTo *Template
 }
 
 // Instantiate starts a fresh instance: no filesystem, network, environment
@@ -202,8 +205,12 @@ func (in *Instance) Invoke(ctx context.Context, fn string, req, rep any) error {
 func (in *Instance) Close(ctx context.Context) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.failed == nil {
+	healthy := in.failed == nil
+	if healthy {
 		in.failed = fmt.Errorf("edgehost: %s: instance closed: %w", in.m.name, ErrModuleFailed)
+	}
+	if healthy && in.spareTo != nil && in.spareTo.takeSpare(in.mod, in.stderr) {
+		return nil // the template resets it before it serves anyone else
 	}
 	return in.mod.Close(ctx)
 }
@@ -244,6 +251,13 @@ func (h *headBuffer) Write(p []byte) (int, error) {
 		h.b = append(h.b, p[:min(room, len(p))]...)
 	}
 	return len(p), nil
+}
+
+// Reset forgets the kept bytes (a kept module serving a new instance).
+func (h *headBuffer) Reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.b = h.b[:0]
 }
 
 // String returns the kept bytes.

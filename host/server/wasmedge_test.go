@@ -58,7 +58,17 @@ func wasmFixture(t testing.TB, ecfg engine.Config, samplerChoice string) (*fixtu
 	if err != nil {
 		t.Fatal(err)
 	}
-	spawn := abiedge.FromTemplate(tmpl, smod)
+	// As serve does: closed sessions' instances are kept and reset for the
+	// next requests, so the tests below also run on recycled instances.
+	tmpl.KeepSpares(2)
+	var stmpl *edgehost.Template
+	if smod != nil {
+		if stmpl, err = abiedge.SamplerTemplate(ctx, smod, int(info.Vocab)); err != nil {
+			t.Fatal(err)
+		}
+		stmpl.KeepSpares(8)
+	}
+	spawn := abiedge.FromTemplate(tmpl, stmpl)
 	spawned := new(atomic.Int64)
 	ed, err := abiedge.NewSpawning(ctx, func(ctx context.Context) (abiedge.Conn, error) {
 		spawned.Add(1)
