@@ -160,14 +160,17 @@ func startHost(f *hostFlags, log zerolog.Logger) (*host, error) {
 	}
 	// Instances of closed sessions are kept and reset to the snapshot for
 	// the next ones (resident memory: no page faults on first touch).
-	tmpl.KeepSpares(2)
+	const edgeSpares, samplerSpares = 2, 8
+	tmpl.KeepSpares(edgeSpares)
 	var stmpl *edgehost.Template
+	spareBytes := int64(edgeSpares) * int64(tmpl.SnapshotBytes())
 	if smod != nil {
 		if stmpl, err = abiedge.SamplerTemplate(ctx, smod, h.m.Config.VocabSize); err != nil {
 			h.close()
 			return nil, fmt.Errorf("sampler module: %w", err)
 		}
-		stmpl.KeepSpares(8)
+		stmpl.KeepSpares(samplerSpares)
+		spareBytes += int64(samplerSpares) * int64(stmpl.SnapshotBytes())
 	}
 	spawn := abiedge.FromTemplate(tmpl, stmpl)
 	if h.edge, err = abiedge.NewSpawning(ctx, spawn, info, 2*time.Minute); err != nil {
@@ -180,7 +183,8 @@ func startHost(f *hostFlags, log zerolog.Logger) (*host, error) {
 		probe.Close(ctx)
 	}
 	log.Info().Str("edge", orDefault(f.edge, "embedded")).Str("sampler", orDefault(samplerChoice, edgehost.SamplerBuiltin)).Dur("start", time.Since(t0)).
-		Bool("snapshot", tmpl.Snapshotted()).Dur("instance", time.Since(t1)).Msg("edge module ready")
+		Bool("snapshot", tmpl.Snapshotted()).Dur("instance", time.Since(t1)).
+		Int("snapshot_bytes", tmpl.SnapshotBytes()).Int64("spare_bytes_max", spareBytes).Msg("edge module ready")
 	if cfg := h.m.Config; len(cfg.EngramLayers) > 0 {
 		if edge, err = withEngram(h.edge, cfg, tokJSON); err != nil {
 			h.close()

@@ -196,6 +196,15 @@ func (t *Template) KeepSpares(n int) {
 	t.maxSpares = n
 }
 
+// SnapshotBytes is the size of the template's snapshot (0 without one):
+// what each of its instances, and each kept spare, holds in memory at least.
+func (t *Template) SnapshotBytes() int {
+	if t.snap == nil {
+		return 0
+	}
+	return t.snap.Bytes()
+}
+
 // Spares returns how many closed instances' modules the template keeps.
 func (t *Template) Spares() int {
 	t.mu.Lock()
