@@ -167,3 +167,63 @@ func TestABIEdgeInWazero(t *testing.T) {
 		t.Fatalf("%d instances spawned, want 2 (the edge's own and the request's)", spawned)
 	}
 }
+
+// TestSamplerTemplate: the sampler template's warm-up grows the module's
+// memory for the vocabulary, so a session over that vocabulary leaves its
+// instance at the snapshot's size and the instance is kept for the next;
+// a warm-up the module refuses (here: an empty vocabulary) still gives a
+// working template.
+func TestSamplerTemplate(t *testing.T) {
+	ctx := context.Background()
+	rt, err := edgehost.New(ctx, edgehost.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	smod, err := rt.CompileSampler(ctx, edgehost.SamplerBuiltin)
+	if err != nil {
+		t.Skipf("embedded sampler unavailable: %v", err)
+	}
+	const vocab = 5000
+	logits := make([]float32, vocab)
+	for i := range logits {
+		logits[i] = float32(i%97) / 10
+	}
+	session := func(tm *edgehost.Template, n int) *edgehost.Instance {
+		t.Helper()
+		in, err := tm.Instantiate(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h protocol.HandleReply
+		params := protocol.SamplingParams{Temperature: 0.7, TopP: 0.9, RepetitionPenalty: 1.2, LogProbs: true, TopLogProbs: 5, Seed: 3}
+		if err := in.Invoke(ctx, protocol.FnSamplerNew, &protocol.SamplerNew{Params: params}, &h); err != nil {
+			t.Fatal(err)
+		}
+		var rep protocol.SampleReply
+		req := protocol.AppendSampleRequestF32(nil, h.Handle, logits[:n], []int32{4, 5, 6})
+		if err := in.Invoke(ctx, protocol.FnSample, protocol.Raw(req), &rep); err != nil {
+			t.Fatal(err)
+		}
+		if rep.ID < 0 || int(rep.ID) >= n || len(rep.Top) != 5 {
+			t.Fatalf("sample: %+v", rep)
+		}
+		return in
+	}
+	tm, err := abiedge.SamplerTemplate(ctx, smod, vocab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tm.Close(ctx)
+	tm.KeepSpares(1)
+	session(tm, vocab).Close(ctx)
+	if n := tm.Spares(); n != 1 {
+		t.Fatalf("%d spares after a session over the warmed vocabulary, want 1 (memory grew past the snapshot)", n)
+	}
+	tm0, err := abiedge.SamplerTemplate(ctx, smod, 0)
+	if err != nil {
+		t.Fatalf("a refused warm-up: %v", err)
+	}
+	defer tm0.Close(ctx)
+	session(tm0, 100).Close(ctx)
+}
