@@ -35,6 +35,7 @@ type hostFlags struct {
 	maxSessions int
 	context     int
 	chunk       int
+	spares      int
 }
 
 func (f *hostFlags) register(fs *flag.FlagSet) {
@@ -45,6 +46,7 @@ func (f *hostFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxSessions, "max-sessions", 64, "sessions generating at once")
 	fs.IntVar(&f.context, "context", 0, "context limit in tokens (0: the model's)")
 	fs.IntVar(&f.chunk, "prefill-chunk", 64, "prefill chunk, in tokens, between other sessions' decode steps")
+	fs.IntVar(&f.spares, "edge-spares", 2, "finished requests' edge module instances kept for the next (each holds the edge snapshot's memory; the sampler keeps 4× as many); 0 keeps none")
 }
 
 // logger is human-readable on a terminal and JSON otherwise.
@@ -160,7 +162,7 @@ func startHost(f *hostFlags, log zerolog.Logger) (*host, error) {
 	}
 	// Instances of closed sessions are kept and reset to the snapshot for
 	// the next ones (resident memory: no page faults on first touch).
-	const edgeSpares, samplerSpares = 2, 8
+	edgeSpares, samplerSpares := max(f.spares, 0), 4*max(f.spares, 0)
 	tmpl.KeepSpares(edgeSpares)
 	var stmpl *edgehost.Template
 	spareBytes := int64(edgeSpares) * int64(tmpl.SnapshotBytes())
