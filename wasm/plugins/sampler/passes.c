@@ -191,6 +191,23 @@ SIMD void pass_copy(float *dst, const f32u *src, u32 n) {
 		(POW2TAB[TI & (TICKS - 1)] * (one + (TI##_t - (double)TI) * c)) *                     \
 		f64from((u64)(i64)((TI >> TICK_BITS) + exp0) << 52));
 
+/* What every weight pass reads from qp (QUANT's operands). */
+#define QPARAMS(qp)                                                       \
+	double a = (qp)->a, b = (qp)->b, c = (qp)->c, one = (qp)->one; \
+	i32 exp0 = (i32)(qp)->sc + 1023;
+
+/* The four lanes of v as floats w0..w3. */
+#define LANES4(v)                                                                              \
+	float w0 = wasm_f32x4_extract_lane(v, 0), w1 = wasm_f32x4_extract_lane(v, 1); \
+	float w2 = wasm_f32x4_extract_lane(v, 2), w3 = wasm_f32x4_extract_lane(v, 3);
+
+/* QUANT of w0..w3: t-integers i0..i3 and weights q0..q3. */
+#define QUANT4            \
+	QUANT(w0, i0, q0) \
+	QUANT(w1, i1, q1) \
+	QUANT(w2, i2, q2) \
+	QUANT(w3, i3, q3)
+
 /* pass_quant_head is quantMass for top-p: it returns the total and lists,
  * in ascending order, the ids whose bucket is at most L (int64(t) >= head
  * = -256·L) in hl, their buckets in hb and their weights in q. Top-p's
@@ -207,8 +224,7 @@ SIMD void pass_copy(float *dst, const f32u *src, u32 n) {
  * lane-wise comparisons, which are the scalar `>=`; the weights themselves
  * are the scalar QUANT of each lane. */
 SIMD u64 pass_quant_head(const f32u *x, u32 n, float cutX, float headX, const qparams *qp, i32 head, i32 *hl, i32 *hb, u32 *nh, u64 *q) {
-	double a = qp->a, b = qp->b, c = qp->c, one = qp->one;
-	i32 exp0 = (i32)qp->sc + 1023;
+	QPARAMS(qp)
 	u64 total = 0;
 	u32 i = 0, k = 0;
 	v128_t vcut = wasm_f32x4_splat(cutX), vhead = wasm_f32x4_splat(headX);
@@ -216,13 +232,9 @@ SIMD u64 pass_quant_head(const f32u *x, u32 n, float cutX, float headX, const qp
 		v128_t v = wasm_v128_load(x + i);
 		u32 g = wasm_i32x4_bitmask(wasm_f32x4_ge(v, vcut));
 		if (!g) continue;
-		float w0 = wasm_f32x4_extract_lane(v, 0), w1 = wasm_f32x4_extract_lane(v, 1);
-		float w2 = wasm_f32x4_extract_lane(v, 2), w3 = wasm_f32x4_extract_lane(v, 3);
+		LANES4(v)
 		if (g == 15) {
-			QUANT(w0, i0, q0)
-			QUANT(w1, i1, q1)
-			QUANT(w2, i2, q2)
-			QUANT(w3, i3, q3)
+			QUANT4
 			total += q0 + q1 + q2 + q3;
 			if (wasm_v128_any_true(wasm_f32x4_ge(v, vhead))) {
 				if (i0 >= head) hl[k] = (i32)i, hb[k++] = -(i0 >> BUCKET_SHIFT), q[i] = q0;
@@ -257,8 +269,7 @@ SIMD u64 pass_quant_head(const f32u *x, u32 n, float cutX, float headX, const qp
 /* pass_quant_all is quantAll: every weight stored in q, and the total.
  * Loads and tests four logits at a time like pass_quant_head. */
 SIMD u64 pass_quant_all(const f32u *x, u32 n, u64 *q, float cutX, const qparams *qp) {
-	double a = qp->a, b = qp->b, c = qp->c, one = qp->one;
-	i32 exp0 = (i32)qp->sc + 1023;
+	QPARAMS(qp)
 	u64 total = 0;
 	u32 i = 0;
 	v128_t vcut = wasm_f32x4_splat(cutX), zero = wasm_i64x2_splat(0);
@@ -270,13 +281,9 @@ SIMD u64 pass_quant_all(const f32u *x, u32 n, u64 *q, float cutX, const qparams 
 			wasm_v128_store(q + i + 2, zero);
 			continue;
 		}
-		float w0 = wasm_f32x4_extract_lane(v, 0), w1 = wasm_f32x4_extract_lane(v, 1);
-		float w2 = wasm_f32x4_extract_lane(v, 2), w3 = wasm_f32x4_extract_lane(v, 3);
+		LANES4(v)
 		if (g == 15) {
-			QUANT(w0, i0, q0)
-			QUANT(w1, i1, q1)
-			QUANT(w2, i2, q2)
-			QUANT(w3, i3, q3)
+			QUANT4
 			(void)i0, (void)i1, (void)i2, (void)i3;
 			wasm_v128_store(q + i, wasm_i64x2_make((i64)q0, (i64)q1));
 			wasm_v128_store(q + i + 2, wasm_i64x2_make((i64)q2, (i64)q3));
@@ -316,8 +323,7 @@ SIMD u64 pass_quant_all(const f32u *x, u32 n, u64 *q, float cutX, const qparams 
  * Storing all 129,280 weights and reading them back cost more than the
  * weights themselves in wazero, where every store is bounds-checked. */
 SIMD u64 pass_quant_blocks(const f32u *x, u32 n, float cutX, const qparams *qp, u64 *bsum) {
-	double a = qp->a, b = qp->b, c = qp->c, one = qp->one;
-	i32 exp0 = (i32)qp->sc + 1023;
+	QPARAMS(qp)
 	u64 total = 0;
 	v128_t vcut = wasm_f32x4_splat(cutX);
 	for (u32 i = 0, blk = 0; i < n; blk++) {
@@ -327,13 +333,9 @@ SIMD u64 pass_quant_blocks(const f32u *x, u32 n, float cutX, const qparams *qp, 
 			v128_t v = wasm_v128_load(x + i);
 			u32 g = wasm_i32x4_bitmask(wasm_f32x4_ge(v, vcut));
 			if (!g) continue;
-			float w0 = wasm_f32x4_extract_lane(v, 0), w1 = wasm_f32x4_extract_lane(v, 1);
-			float w2 = wasm_f32x4_extract_lane(v, 2), w3 = wasm_f32x4_extract_lane(v, 3);
+			LANES4(v)
 			if (g == 15) {
-				QUANT(w0, i0, q0)
-				QUANT(w1, i1, q1)
-				QUANT(w2, i2, q2)
-				QUANT(w3, i3, q3)
+				QUANT4
 				(void)i0, (void)i1, (void)i2, (void)i3;
 				sum += q0 + q1 + q2 + q3;
 				continue;
@@ -365,8 +367,7 @@ SIMD u64 pass_quant_blocks(const f32u *x, u32 n, float cutX, const qparams *qp, 
 /* pass_pick_blocks is pass_pick_all over the weights pass_quant_blocks
  * summed into bsum: the first id whose cumulative weight exceeds r, or -1. */
 i64 pass_pick_blocks(const f32u *x, u32 n, float cutX, const qparams *qp, const u64 *bsum, u64 r) {
-	double a = qp->a, b = qp->b, c = qp->c, one = qp->one;
-	i32 exp0 = (i32)qp->sc + 1023;
+	QPARAMS(qp)
 	u64 cum = 0;
 	for (u32 i = 0, blk = 0; i < n; i += QBLOCK, blk++) {
 		if (cum + bsum[blk] <= r) {
