@@ -38,13 +38,19 @@ const (
 	FnEngramNew   = "edge_engram_new"
 	FnEngram      = "edge_engram"
 	FnRelease     = "edge_release"
+	// FnTokenizerImage returns a session's tokenizer as a TokenizerImage.
+	FnTokenizerImage = "edge_tokenizer_image"
+	// FnTokenizerAttach gives a tokenizer module (one that exports
+	// edge_tokenize but not edge_session_new) the image of a session that
+	// another module of its chain opened.
+	FnTokenizerAttach = "edge_tokenizer_attach"
 )
 
 // Functions lists every ABI function export name.
 var Functions = []string{
 	FnSessionNew, FnTokenize, FnDetokenize, FnStreamNew, FnStreamPush,
 	FnStreamFlush, FnChatEncode, FnSamplerNew, FnSample, FnEngramNew,
-	FnEngram, FnRelease,
+	FnEngram, FnRelease, FnTokenizerImage, FnTokenizerAttach,
 }
 
 // Handle names an object inside one module instance (a session, stream,
@@ -150,6 +156,42 @@ type HandleReply struct {
 
 // Validate implements Validator.
 func (m *HandleReply) Validate() error { return checkHandle("handle_reply", m.Handle) }
+
+// TokenizerImage answers edge_tokenizer_image: the session's tokenizer in
+// the binary form wasm/tokenizer.(*Tokenizer).AppendImage writes
+// (wasm/tokenizer/IMAGE.md), which a module without a JSON parser loads.
+type TokenizerImage struct {
+	// Image is the tokenizer image.
+	Image []byte `msgpack:"image"`
+}
+
+// Validate implements Validator.
+func (m *TokenizerImage) Validate() error {
+	if len(m.Image) == 0 {
+		return invalid("tokenizer_image", "image", "is empty")
+	}
+	return nil
+}
+
+// TokenizerAttach asks a tokenizer module to tokenize for a session of
+// another module of the same chain: Handle is that session's handle, Image
+// its TokenizerImage. edge_tokenize requests naming Handle then go to the
+// tokenizer module, which must answer them exactly as the session's module
+// would.
+type TokenizerAttach struct {
+	// Handle is the session's handle in the module that opened it.
+	Handle Handle `msgpack:"handle"`
+	// Image is the session's tokenizer image.
+	Image []byte `msgpack:"image"`
+}
+
+// Validate implements Validator.
+func (m *TokenizerAttach) Validate() error {
+	if len(m.Image) == 0 {
+		return invalid("tokenizer_attach", "image", "is empty")
+	}
+	return checkHandle("tokenizer_attach", m.Handle)
+}
 
 // IDsReply answers tokenize and engram.
 type IDsReply struct {

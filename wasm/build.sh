@@ -5,7 +5,9 @@
 #   build/wasm/wasm_exec.js       Go's JS glue for edge.wasm
 #   build/wasm/plugins/c-sampler.wasm   the example third-party plugin
 #   build/wasm/plugins/sampler.wasm     the sampler in C (same tokens as Go's)
-# and copies edge-wasip1.wasm and sampler.wasm to host/edgehost/ for go:embed.
+#   build/wasm/plugins/tokenizer.wasm   the tokenizer's encoder in C (same ids as Go's)
+# and copies edge-wasip1.wasm, sampler.wasm and tokenizer.wasm to host/edgehost/
+# for go:embed.
 # Run from anywhere; `make` calls it before `go test`.
 set -eu
 cd "$(dirname "$0")/.."
@@ -28,10 +30,19 @@ if ! command -v clang >/dev/null 2>&1 || ! command -v wasm-ld >/dev/null 2>&1; t
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clang lld
 fi
 CC=${CC:-clang}
+# wasm/plugins/internal holds what EdgeSeek's own plugins share; c-sampler, the
+# example for third parties, stands alone.
 for dir in wasm/plugins/*/; do
 	name=$(basename "$dir")
+	shared=wasm/plugins/internal/*.c
+	case $name in
+	internal) continue ;;
+	c-sampler) shared= ;;
+	esac
+	# shellcheck disable=SC2086 # $shared is a glob
 	"$CC" --target=wasm32 -O2 -nostdlib -fno-builtin -Wall -Wextra -Werror \
 		-Wl,--no-entry -Wl,--strip-all -Wl,-z,stack-size=65536 \
-		-o "$OUT/plugins/$name.wasm" "$dir"*.c
+		-o "$OUT/plugins/$name.wasm" "$dir"*.c $shared
 done
 cp "$OUT/plugins/sampler.wasm" host/edgehost/sampler.wasm
+cp "$OUT/plugins/tokenizer.wasm" host/edgehost/tokenizer.wasm

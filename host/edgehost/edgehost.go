@@ -12,9 +12,11 @@
 // or runs out of memory fails its own Instance with an error wrapping
 // ErrModuleFailed; other instances and the host are unaffected.
 //
-// The embedded modules are host/edgehost/edge.wasm (the Go edge) and
+// The embedded modules are host/edgehost/edge.wasm (the Go edge),
 // host/edgehost/sampler.wasm (the same sampler in C, wasm/plugins/sampler,
-// which runs several times faster in wazero and gives the same tokens),
+// which runs several times faster in wazero and gives the same tokens) and
+// host/edgehost/tokenizer.wasm (the tokenizer's encoder in C,
+// wasm/plugins/tokenizer, same ids, several times faster in wazero),
 // copied there by wasm/build.sh: run `make` (or wasm/build.sh) before
 // `go build` or `go test` of this package.
 package edgehost
@@ -41,6 +43,9 @@ var embedded []byte
 
 //go:embed sampler.wasm
 var embeddedSampler []byte
+
+//go:embed tokenizer.wasm
+var embeddedTokenizer []byte
 
 // EmbeddedSampler returns the C sampler module compiled into the host: a
 // module exporting only the sampling functions of the ABI, meant to be put
@@ -295,6 +300,54 @@ func (r *Runtime) CompileSampler(ctx context.Context, choice string) (*Module, e
 	}
 	return m, nil
 }
+
+// Tokenizer plugin choices for CompileTokenizer besides a file path.
+const (
+	// TokenizerBuiltin is the embedded C tokenizer (wasm/plugins/tokenizer).
+	TokenizerBuiltin = "builtin"
+	// TokenizerEdge leaves tokenizing to the edge module itself.
+	TokenizerEdge = "edge"
+)
+
+// CompileTokenizer compiles a tokenizer plugin: the embedded C tokenizer
+// for TokenizerBuiltin or an empty choice, nil (no module: the edge
+// tokenizes) for TokenizerEdge, else the module at that path. A tokenizer
+// plugin exports edge_tokenizer_attach and edge_tokenize (and may export
+// edge_release), nothing else of the ABI: it goes in front of the edge in a
+// Chain (see Chain.AttachTokenizer).
+func (r *Runtime) CompileTokenizer(ctx context.Context, choice string) (*Module, error) {
+	var m *Module
+	var err error
+	switch choice {
+	case TokenizerEdge:
+		return nil, nil
+	case "", TokenizerBuiltin:
+		if len(embeddedTokenizer) < 8 {
+			return nil, errors.New("edgehost: embedded tokenizer.wasm is a placeholder: run wasm/build.sh")
+		}
+		m, err = r.Compile(ctx, "embedded tokenizer", embeddedTokenizer)
+	default:
+		m, err = r.CompileFile(ctx, choice)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !m.Has(protocol.FnTokenizerAttach) || !m.Has(protocol.FnTokenize) {
+		m.Close(ctx)
+		return nil, fmt.Errorf("edgehost: tokenizer module %s must export %s and %s", m.name, protocol.FnTokenizerAttach, protocol.FnTokenize)
+	}
+	for _, fn := range m.Functions() {
+		if fn != protocol.FnTokenizerAttach && fn != protocol.FnTokenize && fn != protocol.FnRelease {
+			m.Close(ctx)
+			return nil, fmt.Errorf("edgehost: tokenizer module %s also exports %s: a tokenizer plugin exports only %s, %s and %s",
+				m.name, fn, protocol.FnTokenizerAttach, protocol.FnTokenize, protocol.FnRelease)
+		}
+	}
+	return m, nil
+}
+
+// EmbeddedTokenizer returns the bytes of the embedded C tokenizer module.
+func EmbeddedTokenizer() []byte { return embeddedTokenizer }
 
 // CompileEmbedded compiles the embedded Go edge module.
 func (r *Runtime) CompileEmbedded(ctx context.Context) (*Module, error) {

@@ -379,8 +379,9 @@ func TestCompileEdgeFlag(t *testing.T) {
 		fns   int    // exported ABI functions
 		error string // "" for success
 	}{
-		{"", len(protocol.Functions), ""},
+		{"", len(edge.Functions()), ""}, // all but edge_tokenizer_attach
 		{pluginPath, 3, ""},
+		{tokenizerCPath, 3, ""},
 		{"/nonexistent/edge.wasm", 0, "no such file"},
 	}
 	for _, tc := range tests {

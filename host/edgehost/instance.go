@@ -82,6 +82,16 @@ func (in *Instance) checkVersion(ctx context.Context) error {
 	return nil
 }
 
+// MemoryBytes returns the size of the instance's linear memory.
+func (in *Instance) MemoryBytes() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if mem := in.mod.Memory(); mem != nil {
+		return int(mem.Size())
+	}
+	return 0
+}
+
 // Module returns the module the instance runs.
 func (in *Instance) Module() *Module { return in.m }
 

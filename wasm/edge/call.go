@@ -34,6 +34,8 @@ var handlers = map[string]handler{
 	protocol.FnEngramNew:   typed((*Edge).EngramNew),
 	protocol.FnEngram:      typed((*Edge).Engram),
 	protocol.FnRelease:     typed((*Edge).Release),
+
+	protocol.FnTokenizerImage: typed((*Edge).TokenizerImage),
 }
 
 // Call runs ABI function fn (a protocol.Fn* export name) on a msgpack
@@ -64,6 +66,19 @@ func (e *Edge) Call(fn string, req []byte) (resp []byte) {
 		return errorResponse(protocol.CodeInternal, err.Error())
 	}
 	return b
+}
+
+// Functions lists the ABI functions Call implements, in the order of
+// protocol.Functions (every one but edge_tokenizer_attach, which only a
+// tokenizer chained in front of an edge implements).
+func Functions() []string {
+	var fns []string
+	for _, fn := range protocol.Functions {
+		if handlers[fn] != nil {
+			fns = append(fns, fn)
+		}
+	}
+	return fns
 }
 
 func errorResponse(code, msg string) []byte { return protocol.ABIErrorResponse(code, msg) }

@@ -125,6 +125,17 @@ func (e *Edge) Tokenize(r *protocol.TextRequest) (*protocol.IDsReply, error) {
 	return &protocol.IDsReply{IDs: toInt32(ids)}, nil
 }
 
+// TokenizerImage returns a session's tokenizer as an image (see
+// tokenizer.AppendImage), for a tokenizer module chained in front of this
+// edge (protocol.FnTokenizerAttach).
+func (e *Edge) TokenizerImage(r *protocol.HandleRequest) (*protocol.TokenizerImage, error) {
+	s, err := get[*session](e, r.Handle, "session")
+	if err != nil {
+		return nil, err
+	}
+	return &protocol.TokenizerImage{Image: s.tok.AppendImage(nil)}, nil
+}
+
 // Detokenize decodes ids with a session's tokenizer.
 func (e *Edge) Detokenize(r *protocol.IDsRequest) (*protocol.TextReply, error) {
 	s, err := get[*session](e, r.Handle, "session")

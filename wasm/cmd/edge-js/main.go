@@ -38,9 +38,9 @@ func main() {
 		js.CopyBytesToJS(out, resp)
 		return out
 	})
-	fns := make([]any, len(protocol.Functions))
-	for i, f := range protocol.Functions {
-		fns[i] = f
+	var fns []any
+	for _, f := range edge.Functions() {
+		fns = append(fns, f)
 	}
 	obj := js.Global().Get("Object").New()
 	obj.Set("abiVersion", protocol.ABIVersion)

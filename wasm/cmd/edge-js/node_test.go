@@ -70,7 +70,7 @@ func TestNodeSmoke(t *testing.T) {
 	if len(lines) != 5 {
 		t.Fatalf("node printed %q", out)
 	}
-	if lines[0] != "1" || lines[1] != strings.Join(protocol.Functions, ",") {
+	if lines[0] != "1" || lines[1] != strings.Join(edge.Functions(), ",") {
 		t.Fatalf("abiVersion/functions = %q %q", lines[0], lines[1])
 	}
 	decode := func(s string, rep any) error {

@@ -120,3 +120,6 @@ func engram(ptr, n uint32) uint64 { return call(protocol.FnEngram, ptr, n) }
 
 //go:wasmexport edge_release
 func release(ptr, n uint32) uint64 { return call(protocol.FnRelease, ptr, n) }
+
+//go:wasmexport edge_tokenizer_image
+func tokenizerImage(ptr, n uint32) uint64 { return call(protocol.FnTokenizerImage, ptr, n) }

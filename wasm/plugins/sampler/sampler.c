@@ -16,47 +16,23 @@
  *
  * Files: sampler.c (this: exports, handles, requests and replies),
  * sample.c (the sampler's logic), passes.c (its passes over the whole
- * vocabulary, written for wazero), msgpack.c (decoding as
- * protocol.Unmarshal does, encoding as protocol.Marshal does), mem.c (the
- * allocator), pow2tab.h (the exponential's table), sampler.h. DESIGN.md
- * explains how determinism is kept and what was measured.
+ * vocabulary, written for wazero), pow2tab.h (the exponential's table),
+ * sampler.h; ../internal has what it shares with the C tokenizer
+ * (msgpack.c: decoding as protocol.Unmarshal does, encoding as
+ * protocol.Marshal does; mem.c: the allocator; abi.c: the mandatory exports
+ * and the plumbing of a call). DESIGN.md explains how determinism is kept
+ * and what was measured.
  *
- * Build (wasm/build.sh does it for every directory under wasm/plugins/):
+ * Build (wasm/build.sh does it):
  *   clang --target=wasm32 -O2 -nostdlib -fno-builtin -Wall -Wextra -Werror \
- *     -Wl,--no-entry -Wl,--strip-all -Wl,-z,stack-size=65536 -o sampler.wasm *.c
+ *     -Wl,--no-entry -Wl,--strip-all -Wl,-z,stack-size=65536 -o sampler.wasm \
+ *     *.c ../internal/abi.c ../internal/mem.c ../internal/msgpack.c
  */
 #include "sampler.h"
 
-EXPORT("edge_abi_version") u32 edge_abi_version(void) { return 1; }
-
-EXPORT("edge_alloc") u32 edge_alloc(u32 size) { return (u32)(usize)mem_alloc(size); }
-
-EXPORT("edge_free") void edge_free(u32 ptr) { mem_free((void *)(usize)ptr); }
-
-/* ---- responses ---- */
-
-static u64 respond(wr *w) {
-	if (w->oom || !w->b) {
-		mem_free(w->b);
-		return 0; /* the host treats a missing response as a failed instance */
-	}
-	return (u64)(u32)(usize)w->b << 32 | w->n;
-}
-
-/* fail answers Error{code, message}. Every error of the Go edge's sampling
- * functions has code "invalid" (it uses "internal" only for a recovered
- * panic); running out of memory, which kills the Go edge, is "internal". */
-static u64 fail_code(const char *code, const char *msg) {
-	wr w = {0};
-	w_byte(&w, 1);
-	w_map(&w, 2);
-	w_cstr(&w, "code");
-	w_cstr(&w, code);
-	w_cstr(&w, "message");
-	w_cstr(&w, msg);
-	return respond(&w);
-}
-
+/* Every error of the Go edge's sampling functions has code "invalid" (it
+ * uses "internal" only for a recovered panic); running out of memory,
+ * which kills the Go edge, is "internal". */
 static u64 fail(const char *msg) { return fail_code("invalid", msg); }
 
 static u64 oom(void) { return fail_code("internal", "sampler: out of memory"); }
@@ -137,60 +113,6 @@ static void free_sampler(sampler *s) {
 	mem_free(s->p.bias);
 	mem_free(s->p.stops);
 	mem_free(s);
-}
-
-/* ---- request decoding: structs as vmihailenco/msgpack/v5 decodes them
- * (see msgpack.c): a map of field names (str or bin keys; an unknown
- * name is an error, as protocol.Unmarshal disallows unknown fields; a
- * repeated name decodes again into the same field), nil or an empty array
- * for the zero value, or an array of exactly every field in order. */
-
-typedef void (*field_fn)(rd *r, void *obj);
-
-typedef struct {
-	const char *name;
-	field_fn fn;
-} field;
-
-static int name_is(const u8 *k, i64 n, const char *s) {
-	i64 i = 0;
-	for (; i < n; i++)
-		if (s[i] == 0 || (u8)s[i] != k[i]) return 0;
-	return s[i] == 0;
-}
-
-static void decode_struct(rd *r, const field *fs, int nf, void *obj, void (*zero)(void *)) {
-	int c = mp_code(r);
-	if (r->err) return;
-	if (c == 0xc0 || (c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf) {
-		i64 n = mp_map_len(r, c);
-		if (n == -1) zero(obj);
-		for (i64 i = 0; i < n && !r->err; i++) {
-			i64 kl = mp_bytes_len(r, mp_code(r));
-			const u8 *k = kl > 0 ? mp_take(r, (u32)kl) : 0;
-			if (r->err) return;
-			const field *f = 0;
-			for (int j = 0; j < nf && kl >= 0; j++)
-				if (name_is(k, kl, fs[j].name)) f = &fs[j];
-			if (!f) {
-				r->err = 1;
-				return;
-			}
-			f->fn(r, obj);
-		}
-		return;
-	}
-	i64 n = mp_array_len(r, c);
-	if (r->err) return;
-	if (n <= 0) {
-		zero(obj);
-		return;
-	}
-	if (n != nf) {
-		r->err = 1;
-		return;
-	}
-	for (int j = 0; j < nf && !r->err; j++) fs[j].fn(r, obj);
 }
 
 /* A growable i32 list in call-lifetime scratch (history ids). */
@@ -426,11 +348,6 @@ static const char *validate_params(const rawparams *p) {
 	for (u32 i = 0; i < p->stops.n; i++)
 		if (p->stops.v[i] < 0 || p->stops.v[i] >= MAX_VOCAB) return "sampler_new: sampling.stop_tokens id out of range";
 	return 0;
-}
-
-static int valid_buffer(u32 ptr, u32 len) {
-	u64 size = (u64)__builtin_wasm_memory_size(0) * 65536;
-	return (ptr != 0 || len == 0) && (u64)ptr + len <= size;
 }
 
 static ilist stops_scratch, history_scratch;

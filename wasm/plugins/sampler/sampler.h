@@ -11,72 +11,17 @@
  * reassociates without -ffast-math). */
 #pragma STDC FP_CONTRACT OFF
 
-typedef unsigned char u8;
-typedef unsigned short u16;
-typedef unsigned int u32;
-typedef int i32;
-typedef unsigned long long u64;
-typedef long long i64;
-typedef unsigned long usize; /* size_t on wasm32 */
+#include "../internal/plugin.h"
 
 /* Logits read in place from a request may sit at any byte offset: an
  * under-aligned float makes clang emit loads with alignment hint 1, which
  * are exact and, on the hosts wazero targets, as fast as aligned ones. */
 typedef float f32u __attribute__((aligned(1)));
 
-#define EXPORT(name) __attribute__((export_name(name)))
-
-/* protocol limits (protocol/protocol.go, protocol/messages.go, wasm/edge) */
-#define MAX_FRAME (64u << 20)
+/* protocol limits (protocol/messages.go, wasm/edge) */
 #define MAX_VOCAB (1 << 20)
 #define MAX_TOP_LOGPROBS 20
 #define MAX_STOP_TOKENS 1024
-#define MAX_HANDLES 65536
-
-/* ---- mem.c ---- */
-
-void *mem_alloc(u32 size);
-int mem_reserve(u32 size);
-void mem_free(void *p);
-void *memcpy(void *dst, const void *src, usize n);
-void *memmove(void *dst, const void *src, usize n);
-void *memset(void *dst, int c, usize n);
-
-/* ---- msgpack.c ---- */
-
-/* rd reads msgpack from [p, end); err is set by the first failure and
- * every later read then returns zeros. */
-typedef struct {
-	const u8 *p, *end;
-	int err;
-} rd;
-
-int mp_well_formed(const u8 *b, u32 n);
-int mp_code(rd *r);
-i64 mp_int(rd *r, int c);
-double mp_f64(rd *r, int c);
-float mp_f32(rd *r, int c);
-int mp_bool(rd *r, int c);
-i64 mp_bytes_len(rd *r, int c);
-i64 mp_array_len(rd *r, int c);
-i64 mp_map_len(rd *r, int c);
-i64 mp_typed_map_len(rd *r);
-const u8 *mp_take(rd *r, u32 n);
-
-/* wr builds a response in a buffer that grows on demand. */
-typedef struct {
-	u8 *b;
-	u32 n, cap;
-	int oom;
-} wr;
-
-void w_byte(wr *w, u8 c);
-void w_raw(wr *w, const void *s, u32 n);
-void w_be(wr *w, u64 v, int bytes);
-void w_str(wr *w, const char *s, u32 n);
-void w_cstr(wr *w, const char *s);
-void w_map(wr *w, u32 n);
-void w_array(wr *w, u32 n);
 
 /* ---- shared by sample.c and passes.c: exp.go and the conversions ---- */
 

@@ -1,5 +1,5 @@
 /*
- * msgpack.c: the msgpack the sampler reads and writes.
+ * msgpack.c: the msgpack the C plugins read and write.
  *
  * Requests are accepted and rejected exactly as the Go edge does, which
  * decodes them with protocol.Unmarshal: first protocol's well-formedness
@@ -11,7 +11,7 @@
  * for a float64 field but not float64 for a float32 one, nil/false/true for
  * a bool, str or bin for bytes and keys, nil for an empty array or map.
  */
-#include "sampler.h"
+#include "plugin.h"
 
 /* ---- well-formedness (protocol/msgpack.go, skipValue) ---- */
 

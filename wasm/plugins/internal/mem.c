@@ -3,10 +3,10 @@
  *
  * One boundary-tag allocator serves everything: request and response
  * buffers (edge_alloc/edge_free, up to 64 MiB, one or two live at a time),
- * samplers and their logit bias and stop lists (any number, any lifetime)
- * and the instance-wide scratch buffers sized to the vocabulary. A bump
- * allocator that resets when nothing is live would never reset here:
- * samplers outlive the calls around them.
+ * the sampler's samplers, logit bias and stop lists, the tokenizer's tables
+ * and word cache entries (any number, any lifetime) and instance-wide
+ * scratch buffers. A bump allocator that resets when nothing is live would
+ * never reset here: those objects outlive the calls around them.
  *
  * Each block starts with an 8-byte header: the size of the block before it
  * (0 for the first) and its own size, a multiple of 8 with bit 0 set while
@@ -16,7 +16,7 @@
  * Memory grows (memory.grow) when no free block fits; when growing fails
  * the allocation returns NULL, never traps.
  */
-#include "sampler.h"
+#include "plugin.h"
 
 extern u8 __heap_base;
 
