@@ -18,6 +18,8 @@
  */
 #include "tokenizer.h"
 
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
 typedef u64 u64u __attribute__((aligned(1)));
 typedef u32 u32u __attribute__((aligned(1)));
 
@@ -100,7 +102,7 @@ static u32 class_high(const tok *t, u32 cp) {
 
 /* class_at returns the class bits of the code point at s[i] (valid UTF-8)
  * and its width. */
-static inline u32 class_at(const tok *t, const u8 *s, u32 i, u32 *w) {
+ALWAYS_INLINE u32 class_at(const tok *t, const u8 *s, u32 i, u32 *w) {
 	u32 c = s[i];
 	if (c < 0x80) {
 		*w = 1;
@@ -125,7 +127,8 @@ static inline u32 class_at(const tok *t, const u8 *s, u32 i, u32 *w) {
 typedef struct {
 	tok *t;
 	const u8 *s;
-	ids *out;   /* room for one id per input byte was made up front */
+	u32 len;    /* of s */
+	ids *out;   /* room for one id per input byte, and 4 more, was made up front */
 	u32 *heap_next, *heap_prev, *heap_rank, *heap_res; /* BPE scratch, heap_cap each */
 	u64 *heap;
 	u32 heap_cap;
@@ -301,43 +304,100 @@ static u32 bpe(enc *e, const u8 *p, u32 n, i32 *dst) {
 
 /* ---- pieces, through the word cache ---- */
 
-static inline const u8 *ckey(const centry *c) { return (const u8 *)(c->ids + c->n); }
+/* A piece's key is its first 16 bytes as two words (zero-padded) and its
+ * length; nearly all pieces are shorter, so a lookup is two loads, a few
+ * multiplies and one comparison, with no loop. */
+static const u64 LOW_BYTES[9] = {0, 0xff, 0xffff, 0xffffff, 0xffffffffull, 0xffffffffffull, 0xffffffffffffull,
+				 0xffffffffffffffull, ~0ull};
 
-static void piece(enc *e, u32 a, u32 b) {
+ALWAYS_INLINE void key_words(const u8 *p, u32 n, u32 room, u64 *w0, u64 *w1) {
+	if (room >= 16) { /* two loads and masks: bytes past the piece are in the text */
+		*w0 = load64(p) & LOW_BYTES[n < 8 ? n : 8];
+		*w1 = load64(p + 8) & LOW_BYTES[n < 8 ? 0 : n < 16 ? n - 8 : 8];
+		return;
+	}
+	u64 x0 = 0, x1 = 0; /* the end of the text: byte by byte */
+	for (u32 i = 0; i < n && i < 16; i++) {
+		if (i < 8) x0 |= (u64)p[i] << (8 * i);
+		else x1 |= (u64)p[i] << (8 * (i - 8));
+	}
+	*w0 = x0, *w1 = x1;
+}
+
+ALWAYS_INLINE u32 key_set(u64 w0, u64 w1, u32 n) {
+	u64 h = (w0 * MUL) ^ ((w1 + n) * 0xC2B2AE3D27D4EB4Full);
+	h ^= h >> 31;
+	return (u32)((h * MUL) >> 51); /* CACHE_SETS = 2^13 */
+}
+
+static void piece_miss(enc *e, const u8 *p, u32 n, u64 w0, u64 w1, centry **set);
+
+/* piece appends the ids of s[a:b]. */
+ALWAYS_INLINE void piece(enc *e, u32 a, u32 b) {
 	tok *t = e->t;
 	const u8 *p = e->s + a;
 	u32 n = b - a;
+	ids *out = e->out;
 	if (n == 1 && t->byte_id[*p] >= 0) {
-		push(e, t->byte_id[*p]);
+		out->v[out->n++] = t->byte_id[*p];
 		return;
 	}
 	if (n > CACHE_MAX_LEN) {
-		e->out->n += bpe(e, p, n, e->out->v + e->out->n);
+		out->n += bpe(e, p, n, out->v + out->n);
 		return;
 	}
-	u32 h = bytes_hash(p, n);
-	centry **set = t->cache + (h >> 19) * CACHE_WAYS; /* 8192 sets: the top 13 bits */
+	u64 w0, w1;
+	key_words(p, n, e->len - a, &w0, &w1);
+	/* Longer pieces (CJK runs, mostly) often share their first 16 bytes:
+	 * their set depends on the rest too. */
+	u64 tail = n > 16 ? bytes_hash(p + 16, n - 16) : 0;
+	centry **set = t->cache + key_set(w0, w1 ^ tail, n) * CACHE_WAYS;
 	for (u32 w = 0; w < CACHE_WAYS; w++) {
 		centry *c = set[w];
-		if (c && c->hash == h && c->len == n && bytes_eq(ckey(c), p, n)) {
+		if (!c) break;
+		if (((c->w0 ^ w0) | (c->w1 ^ w1) | (u64)(c->len ^ n)) == 0 &&
+		    (n <= 16 || bytes_eq((const u8 *)(c->ids + (c->n < 4 ? 4 : c->n)) + 16, p + 16, n - 16))) {
 			for (; w > 0; w--) set[w] = set[w - 1]; /* most recently used first */
 			set[0] = c;
-			i32 *o = e->out->v + e->out->n;
-			for (u32 k = 0; k < c->n; k++) o[k] = c->ids[k];
-			e->out->n += c->n;
+			i32 *o = out->v + out->n;
+			o[0] = c->ids[0], o[1] = c->ids[1], o[2] = c->ids[2], o[3] = c->ids[3];
+			for (u32 k = 4; k < c->n; k++) o[k] = c->ids[k];
+			out->n += c->n;
 			return;
 		}
 	}
-	i32 *o = e->out->v + e->out->n;
+	piece_miss(e, p, n, w0, w1, set);
+}
+
+/* centry_class is the size class of an entry for a piece of n bytes and k
+ * ids. */
+static inline u32 centry_class(u32 n, u32 k) { return ((u32)sizeof(centry) + 4 * (k < 4 ? 4 : k) + n + 15) / 16; }
+
+/* piece_miss merges a piece the cache does not hold and caches it in place
+ * of its set's least recently used entry. */
+static void piece_miss(enc *e, const u8 *p, u32 n, u64 w0, u64 w1, centry **set) {
+	tok *t = e->t;
+	ids *out = e->out;
+	i32 *o = out->v + out->n;
 	u32 k = bpe(e, p, n, o);
-	e->out->n += k;
-	centry *c = mem_alloc(sizeof(centry) + 4 * k + n);
-	if (!c) return; /* not cached: the ids are right anyway */
-	c->hash = h, c->len = n, c->n = k;
-	memcpy(c->ids, o, 4 * k);
-	memcpy((u8 *)ckey(c), p, n);
-	mem_free(set[CACHE_WAYS - 1]);
+	out->n += k;
+	centry *old = set[CACHE_WAYS - 1];
+	if (old) { /* keep it for reuse */
+		u32 oc = centry_class(old->len, old->n);
+		*(centry **)old->ids = t->spare[oc];
+		t->spare[oc] = old;
+	}
+	u32 cls = centry_class(n, k);
+	centry *c = t->spare[cls];
+	if (c) t->spare[cls] = *(centry **)c->ids;
+	else c = mem_alloc(cls * 16);
 	for (u32 w = CACHE_WAYS - 1; w > 0; w--) set[w] = set[w - 1];
+	set[0] = 0;
+	if (!c) return; /* not cached: the ids are right anyway */
+	u32 padded = k < 4 ? 4 : k;
+	c->w0 = w0, c->w1 = w1, c->len = n, c->n = k;
+	for (u32 i = 0; i < padded; i++) c->ids[i] = i < k ? o[i] : 0;
+	memcpy(c->ids + padded, p, n);
 	set[0] = c;
 }
 
@@ -345,12 +405,19 @@ static void piece(enc *e, u32 a, u32 b) {
 
 static inline int ascii_letter(u8 c) { return (u8)((c | 0x20) - 'a') < 26; }
 
-/* skip_class returns the end of the run from i of code points whose class
- * has a bit of mask, within [i, b). */
-static inline u32 skip_class(const tok *t, const u8 *s, u32 i, u32 b, u32 mask) {
+/* A segment (stage 2's unit) is a run of code points that are not \p{N}
+ * and share the CJK bit k (0 or C_CJK): nothing of stage 3 reaches past
+ * its end. */
+#define IN_SEG(c, k) (((c) & (C_N | C_CJK)) == (k))
+
+/* run returns the end of the run from i of code points of segment k whose
+ * class has a bit of mask (never C_N). */
+ALWAYS_INLINE u32 run(const tok *t, const u8 *s, u32 i, u32 b, u32 mask, u32 k) {
+	if (k == 0) /* ASCII is never CJK, and mask has no digits */
+		while (i < b && s[i] < 0x80 && (t->classes[s[i]] & mask)) i++;
 	while (i < b) {
 		u32 w, c = class_at(t, s, i, &w);
-		if (!(c & mask)) break;
+		if (!(c & mask) || !IN_SEG(c, k)) break;
 		i += w;
 	}
 	return i;
@@ -358,14 +425,13 @@ static inline u32 skip_class(const tok *t, const u8 *s, u32 i, u32 b, u32 mask) 
 
 #define NO_MATCH (~0u)
 
-/* match_main tries the main alternation anchored at i within the segment
- * [., b), alternatives in order; it returns the match's end or NO_MATCH,
- * and the width of the code point at i in *w0.
+/* match_at tries the main alternation anchored at i, whose code point has
+ * class c0 and width n0, in segment k that continues at most to b,
+ * alternatives in order as a backtracking engine tries them; it returns
+ * the match's end or NO_MATCH.
  *   [!-/:-@[-`{-~][A-Za-z]+ | [^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+ |
  *    ?[\p{P}\p{S}]+[\r\n]* | \s*[\r\n]+ | \s+(?!\S) | \s+            */
-static u32 match_main(const tok *t, const u8 *s, u32 i, u32 b, u32 *w0) {
-	u32 n0, c0 = class_at(t, s, i, &n0);
-	*w0 = n0;
+ALWAYS_INLINE u32 match_at(const tok *t, const u8 *s, u32 i, u32 b, u32 k, u32 c0, u32 n0) {
 	u8 ch = s[i];
 	if (ch < 0x80 && (c0 & (C_P | C_S)) && i + 1 < b && ascii_letter(s[i + 1])) {
 		u32 j = i + 2;
@@ -375,82 +441,78 @@ static u32 match_main(const tok *t, const u8 *s, u32 i, u32 b, u32 *w0) {
 	/* the optional prefix first (greedy), then without it */
 	if (!(c0 & (C_CRLF | C_L | C_P | C_S)) && i + n0 < b) {
 		u32 w1, c1 = class_at(t, s, i + n0, &w1);
-		if (c1 & (C_L | C_M)) return skip_class(t, s, i + n0 + w1, b, C_L | C_M);
+		if ((c1 & (C_L | C_M)) && IN_SEG(c1, k)) return run(t, s, i + n0 + w1, b, C_L | C_M, k);
 	}
-	if (c0 & (C_L | C_M)) return skip_class(t, s, i + n0, b, C_L | C_M);
-	/* only U+0020 is the optional space */
-	u32 p = ch == ' ' ? i + 1 : i;
-	if (p < b) {
-		u32 w, c = p == i ? c0 : class_at(t, s, p, &w);
-		if (c & (C_P | C_S)) {
-			u32 j = skip_class(t, s, p, b, C_P | C_S);
-			while (j < b && (s[j] == '\r' || s[j] == '\n')) j++;
-			return j;
+	if (c0 & (C_L | C_M)) return run(t, s, i + n0, b, C_L | C_M, k);
+	/* only U+0020 is the optional space; \r and \n belong to no CJK
+	 * segment */
+	u32 j = NO_MATCH;
+	if (ch == ' ') {
+		if (i + 1 < b) {
+			u32 w, c = class_at(t, s, i + 1, &w);
+			if ((c & (C_P | C_S)) && IN_SEG(c, k)) j = run(t, s, i + 1 + w, b, C_P | C_S, k);
 		}
+	} else if (c0 & (C_P | C_S)) j = run(t, s, i + n0, b, C_P | C_S, k);
+	if (j != NO_MATCH) {
+		if (k == 0)
+			while (j < b && (s[j] == '\r' || s[j] == '\n')) j++;
+		return j;
 	}
 	if (!(c0 & C_SPACE)) return NO_MATCH;
-	/* the white-space run [i, e); last: start of its final code point;
-	 * nl: one past its last \r or \n */
-	u32 e = i, last = i, nl = NO_MATCH;
+	/* the white-space run [i, e) (never CJK or a digit); last: start of
+	 * its final code point; nl: one past its last \r or \n */
+	u32 e = i, last = i, nl = NO_MATCH, w, c = 0;
 	while (e < b) {
-		u32 w, c = class_at(t, s, e, &w);
+		c = class_at(t, s, e, &w);
 		if (!(c & C_SPACE)) break;
 		if (c & C_CRLF) nl = e + 1;
 		last = e;
 		e += w;
 	}
 	if (nl != NO_MATCH) return nl; /* \s*[\r\n]+: \s* backs off to the last newline */
-	if (e == b || last == i) return e; /* \s+(?!\S) at the segment's end, or \s+ */
-	return last;                       /* \s+(?!\S): the run but its last code point */
+	/* \s+(?!\S) at the segment's end, or \s+ of one code point */
+	if (e == b || !IN_SEG(c, k) || last == i) return e;
+	return last; /* \s+(?!\S): the run but its last code point */
 }
 
-/* split_main is the third Split: matches and the gaps between them are
- * pieces. */
-static void split_main(enc *e, u32 a, u32 b) {
-	u32 gap = a, i = a;
-	while (i < b) {
-		u32 w, end = match_main(e->t, e->s, i, b, &w);
-		if (end == NO_MATCH) {
-			i += w;
-			continue;
-		}
-		if (gap < i) piece(e, gap, i);
-		piece(e, i, end);
-		i = gap = end;
-	}
-	if (gap < b) piece(e, gap, b);
-}
-
-/* plain pre-tokenizes and encodes s[a:b], text without added tokens. */
+/* plain pre-tokenizes and encodes s[a:b], text without added tokens, in
+ * one pass: \p{N}{1,3} chunks cut from the left; between them segments,
+ * each split by the main alternation (matches and the gaps between them
+ * are pieces). */
 static void plain(enc *e, u32 a, u32 b) {
 	const tok *t = e->t;
 	const u8 *s = e->s;
-	u32 i = a;
-	while (i < b) {
-		u32 w, c = class_at(t, s, i, &w);
-		if (c & C_N) { /* \p{N}{1,3}, cut from the left */
+	u32 i = a, w, c;
+	if (i < b) c = class_at(t, s, i, &w);
+	while (i < b) { /* c, w: the code point at i */
+		if (c & C_N) {
 			u32 start = i, cnt = 0;
-			while (i < b) {
-				c = class_at(t, s, i, &w);
-				if (!(c & C_N)) break;
+			for (;;) {
 				i += w;
 				if (++cnt == 3) {
 					piece(e, start, i);
 					start = i, cnt = 0;
 				}
+				if (i >= b) break;
+				c = class_at(t, s, i, &w);
+				if (!(c & C_N)) break;
 			}
 			if (start < i) piece(e, start, i);
 			continue;
 		}
-		/* a segment: non-digits that share the CJK bit */
-		u32 k = c & C_CJK, seg = i;
-		i += w;
-		while (i < b) {
+		u32 k = c & C_CJK, gap = i;
+		for (;;) {
+			u32 end = match_at(t, s, i, b, k, c, w);
+			if (end != NO_MATCH) {
+				if (gap < i) piece(e, gap, i);
+				piece(e, i, end);
+				i = gap = end;
+			} else i += w;
+			if (i >= b) break;
 			c = class_at(t, s, i, &w);
-			if ((c & (C_N | C_CJK)) != k) break;
-			i += w;
+			if (!IN_SEG(c, k)) break;
 		}
-		split_main(e, seg, i);
+		if (gap < i) piece(e, gap, i);
 	}
 }
 
@@ -511,7 +573,7 @@ int tok_encode(tok *t, const u8 *text, u32 n, ids *out) {
 	if (!utf8_valid(text, n)) return -1;
 	/* At most one id per byte: a piece never has more ids than bytes, an
 	 * added token is at least one byte. */
-	u32 need = out->n + n + 1;
+	u32 need = out->n + n + 4; /* 4: piece copies cached ids four at a time */
 	if (out->cap < need) {
 		i32 *v = mem_alloc(need * 4);
 		if (!v) {
@@ -525,6 +587,7 @@ int tok_encode(tok *t, const u8 *text, u32 n, ids *out) {
 	}
 	scratch.t = t;
 	scratch.s = text;
+	scratch.len = n;
 	scratch.out = out;
 	scratch.oom = 0;
 	split(&scratch, &t->raw, 0, n, split_norm);

@@ -267,6 +267,12 @@ void tok_free(tok *t) {
 		for (u32 i = 0; i < CACHE_SETS * CACHE_WAYS; i++) mem_free(t->cache[i]);
 		mem_free(t->cache);
 	}
+	for (u32 i = 0; i < CENTRY_CLASSES; i++) {
+		for (centry *c = t->spare[i], *next; c; c = next) {
+			next = *(centry **)c->ids;
+			mem_free(c);
+		}
+	}
 	mem_free(t);
 }
 

@@ -40,11 +40,19 @@ typedef struct {
 	i32 only;      /* the byte every token starts with, -1 if none or several */
 } trie;
 
-/* A word cache entry: a piece and its ids. Key bytes follow the ids. */
+/* A word cache entry: a piece and its ids. w0, w1 are the piece's first
+ * 16 bytes, zero-padded (key_words); the whole piece follows the ids, which
+ * are padded to at least four (the encoder copies four at once). */
 typedef struct {
-	u32 hash, len, n;
+	u64 w0, w1;
+	u32 len, n;
 	i32 ids[];
 } centry;
+
+/* Evicted entries are kept for reuse by size class (16-byte steps up to
+ * the largest entry): the allocator's first-fit free list would otherwise
+ * grow with every eviction and slow every allocation. */
+#define CENTRY_CLASSES ((24u + 4u * CACHE_MAX_LEN + CACHE_MAX_LEN + 15u) / 16u + 1u)
 
 #define CACHE_WAYS 4u
 #define CACHE_SETS 8192u /* 32k entries, as wasm/tokenizer's cache */
@@ -66,6 +74,7 @@ typedef struct {
 	u32 *high;   /* 3 per range above the table: lo, hi, class */
 	u32 nhigh;
 	centry **cache; /* CACHE_SETS * CACHE_WAYS, most recently used first */
+	centry *spare[CENTRY_CLASSES]; /* evicted entries by size class, linked through ids[0] */
 } tok;
 
 #define PAIR_EMPTY (~0ull)
