@@ -31,6 +31,7 @@ type hostFlags struct {
 	modelFlags
 	edge        string
 	sampler     string
+	tokPlugin   string
 	cacheBudget int64
 	maxSessions int
 	context     int
@@ -42,6 +43,7 @@ func (f *hostFlags) register(fs *flag.FlagSet) {
 	f.modelFlags.register(fs)
 	fs.StringVar(&f.edge, "edge", "", "edge module (.wasm) to run instead of the embedded one")
 	fs.StringVar(&f.sampler, "sampler", "", "who samples: builtin (the embedded C sampler, default with the embedded edge), edge (the edge module, default with --edge), or a sampler plugin (.wasm)")
+	fs.StringVar(&f.tokPlugin, "tokenizer-plugin", "", "who tokenizes prompts: builtin (the embedded C tokenizer, default with the embedded edge), edge (the edge module, default with --edge), or a tokenizer plugin (.wasm)")
 	fs.Int64Var(&f.cacheBudget, "cache-budget", 1<<30, "bytes of sequence caches the host may hold")
 	fs.IntVar(&f.maxSessions, "max-sessions", 64, "sessions generating at once")
 	fs.IntVar(&f.context, "context", 0, "context limit in tokens (0: the model's)")
@@ -147,14 +149,30 @@ func startHost(f *hostFlags, log zerolog.Logger) (*host, error) {
 		h.close()
 		return nil, fmt.Errorf("edge module: %w", err)
 	}
-	first.Close(ctx)
-	// The embedded edge samples through the C build of its sampler (same
-	// tokens, several times faster in wazero); a module given with --edge
-	// samples itself unless --sampler says otherwise.
-	samplerChoice := f.sampler
-	if samplerChoice == "" && f.edge != "" {
-		samplerChoice = edgehost.SamplerEdge
+	// The embedded edge tokenizes and samples through C builds of its
+	// tokenizer and sampler (same ids and tokens, several times faster in
+	// wazero); a module given with --edge does both itself unless
+	// --tokenizer-plugin or --sampler say otherwise.
+	tokChoice, samplerChoice := f.tokPlugin, f.sampler
+	if f.edge != "" {
+		tokChoice, samplerChoice = orDefault(tokChoice, edgehost.TokenizerEdge), orDefault(samplerChoice, edgehost.SamplerEdge)
 	}
+	tmod, err := h.rt.CompileTokenizer(ctx, tokChoice)
+	if err != nil {
+		first.Close(ctx)
+		h.close()
+		return nil, err
+	}
+	var ttmpl *edgehost.Template
+	if tmod != nil {
+		ttmpl, err = abiedge.TokenizerTemplate(ctx, tmod, first, info.Handle)
+		if err != nil {
+			first.Close(ctx)
+			h.close()
+			return nil, err
+		}
+	}
+	first.Close(ctx)
 	smod, err := h.rt.CompileSampler(ctx, samplerChoice)
 	if err != nil {
 		h.close()
@@ -174,7 +192,11 @@ func startHost(f *hostFlags, log zerolog.Logger) (*host, error) {
 		stmpl.KeepSpares(samplerSpares)
 		spareBytes += int64(samplerSpares) * int64(stmpl.SnapshotBytes())
 	}
-	spawn := abiedge.FromTemplate(tmpl, stmpl)
+	if ttmpl != nil {
+		ttmpl.KeepSpares(edgeSpares)
+		spareBytes += int64(edgeSpares) * int64(ttmpl.SnapshotBytes())
+	}
+	spawn := abiedge.FromTemplate(tmpl, stmpl, ttmpl)
 	if h.edge, err = abiedge.NewSpawning(ctx, spawn, info, 2*time.Minute); err != nil {
 		h.close()
 		return nil, fmt.Errorf("edge module: %w", err)
@@ -184,7 +206,8 @@ func startHost(f *hostFlags, log zerolog.Logger) (*host, error) {
 	if probe, err := spawn(ctx); err == nil {
 		probe.Close(ctx)
 	}
-	log.Info().Str("edge", orDefault(f.edge, "embedded")).Str("sampler", orDefault(samplerChoice, edgehost.SamplerBuiltin)).Dur("start", time.Since(t0)).
+	log.Info().Str("edge", orDefault(f.edge, "embedded")).Str("sampler", orDefault(samplerChoice, edgehost.SamplerBuiltin)).
+		Str("tokenizer", orDefault(tokChoice, edgehost.TokenizerBuiltin)).Dur("start", time.Since(t0)).
 		Bool("snapshot", tmpl.Snapshotted()).Dur("instance", time.Since(t1)).
 		Int("snapshot_bytes", tmpl.SnapshotBytes()).Int64("spare_bytes_max", spareBytes).Msg("edge module ready")
 	if cfg := h.m.Config; len(cfg.EngramLayers) > 0 {

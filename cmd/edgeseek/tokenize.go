@@ -29,15 +29,15 @@ func (n nativeCodec) decode(ids []int) (string, error) { return n.t.Decode(ids, 
 func (n nativeCodec) close()                           {}
 
 type wasmCodec struct {
-	ctx  context.Context
-	rt   *edgehost.Runtime
-	inst *edgehost.Instance
-	h    protocol.Handle
+	ctx   context.Context
+	rt    *edgehost.Runtime
+	chain *edgehost.Chain // the tokenizer plugin, if any, in front of the edge
+	h     protocol.Handle
 }
 
 func (w *wasmCodec) encode(s string) ([]int, error) {
 	var rep protocol.IDsReply
-	if err := w.inst.Invoke(w.ctx, protocol.FnTokenize, protocol.TextRequest{Handle: w.h, Text: s}, &rep); err != nil {
+	if err := w.chain.Invoke(w.ctx, protocol.FnTokenize, protocol.TextRequest{Handle: w.h, Text: s}, &rep); err != nil {
 		return nil, err
 	}
 	out := make([]int, len(rep.IDs))
@@ -53,20 +53,22 @@ func (w *wasmCodec) decode(ids []int) (string, error) {
 		req.IDs[i] = int32(v)
 	}
 	var rep protocol.TextReply
-	if err := w.inst.Invoke(w.ctx, protocol.FnDetokenize, req, &rep); err != nil {
+	if err := w.chain.Invoke(w.ctx, protocol.FnDetokenize, req, &rep); err != nil {
 		return "", err
 	}
 	return rep.Text, nil
 }
 
 func (w *wasmCodec) close() {
-	w.inst.Close(w.ctx)
+	w.chain.Close(w.ctx)
 	w.rt.Close(w.ctx)
 }
 
 // openCodec loads a tokenizer.json natively or into a fresh edge instance
-// (the embedded module, or the --edge one).
-func openCodec(path string, native bool, edge string) (textCodec, error) {
+// (the embedded module, or the --edge one), with the tokenizer plugin the
+// host would put in front of it (plugin: builtin, edge or a file; empty:
+// builtin with the embedded edge, none with --edge).
+func openCodec(path string, native bool, edge, plugin string) (textCodec, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -88,33 +90,61 @@ func openCodec(path string, native bool, edge string) (textCodec, error) {
 		rt.Close(ctx)
 		return nil, err
 	}
-	inst, err := mod.Instantiate(ctx)
+	if plugin == "" && edge != "" {
+		plugin = edgehost.TokenizerEdge
+	}
+	tmod, err := rt.CompileTokenizer(ctx, plugin)
 	if err != nil {
 		rt.Close(ctx)
 		return nil, err
 	}
-	var info protocol.SessionInfo
-	if err := inst.Invoke(ctx, protocol.FnSessionNew, protocol.SessionNew{Tokenizer: data}, &info); err != nil {
+	var insts []*edgehost.Instance
+	for _, m := range []*edgehost.Module{tmod, mod} {
+		if m == nil {
+			continue
+		}
+		in, err := m.Instantiate(ctx)
+		if err != nil {
+			rt.Close(ctx)
+			return nil, err
+		}
+		insts = append(insts, in)
+	}
+	chain := edgehost.NewChain(insts...)
+	var info protocol.SessionInfo // the chain attaches the session to the plugin
+	if err := chain.Invoke(ctx, protocol.FnSessionNew, &protocol.SessionNew{Tokenizer: data}, &info); err != nil {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &wasmCodec{ctx: ctx, rt: rt, inst: inst, h: info.Handle}, nil
+	return &wasmCodec{ctx: ctx, rt: rt, chain: chain, h: info.Handle}, nil
 }
 
-func tokenizerFlags(fs *flag.FlagSet) (path *string, native *bool, edge *string) {
-	path = fs.String("tokenizer", "", "tokenizer.json")
-	native = fs.Bool("native", false, "use the Go packages directly instead of the edge module in wazero")
-	edge = fs.String("edge", "", "edge module (.wasm) to use instead of the embedded one")
-	return
+// codecFlags are the tokenizer flags of tokenize and detokenize.
+type codecFlags struct {
+	path, edge, plugin *string
+	native             *bool
+}
+
+func tokenizerFlags(fs *flag.FlagSet) codecFlags {
+	return codecFlags{
+		path:   fs.String("tokenizer", "", "tokenizer.json"),
+		native: fs.Bool("native", false, "use the Go packages directly instead of the edge module in wazero"),
+		edge:   fs.String("edge", "", "edge module (.wasm) to use instead of the embedded one"),
+		plugin: fs.String("tokenizer-plugin", "", "who encodes in wazero: builtin (the embedded C tokenizer, default with the embedded edge), edge (the edge module, default with --edge), or a tokenizer plugin (.wasm)"),
+	}
+}
+
+func (f codecFlags) open() (textCodec, error) {
+	return openCodec(*f.path, *f.native, *f.edge, *f.plugin)
 }
 
 func cmdTokenize(args []string) error {
 	fs := flag.NewFlagSet("tokenize", flag.ContinueOnError)
-	path, native, edge := tokenizerFlags(fs)
+	cf := tokenizerFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *path == "" {
+	if *cf.path == "" {
 		return fmt.Errorf("--tokenizer is required")
 	}
 	text, err := io.ReadAll(os.Stdin)
@@ -124,7 +154,7 @@ func cmdTokenize(args []string) error {
 	if !utf8.Valid(text) {
 		return fmt.Errorf("standard input is not valid UTF-8")
 	}
-	c, err := openCodec(*path, *native, *edge)
+	c, err := cf.open()
 	if err != nil {
 		return err
 	}
@@ -143,18 +173,18 @@ func cmdTokenize(args []string) error {
 
 func cmdDetokenize(args []string) error {
 	fs := flag.NewFlagSet("detokenize", flag.ContinueOnError)
-	path, native, edge := tokenizerFlags(fs)
+	cf := tokenizerFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *path == "" {
+	if *cf.path == "" {
 		return fmt.Errorf("--tokenizer is required")
 	}
 	var ids []int
 	if err := json.NewDecoder(os.Stdin).Decode(&ids); err != nil {
 		return fmt.Errorf("standard input: want a JSON array of token ids: %w", err)
 	}
-	c, err := openCodec(*path, *native, *edge)
+	c, err := cf.open()
 	if err != nil {
 		return err
 	}

@@ -53,6 +53,16 @@ func wasmFixture(t testing.TB, ecfg engine.Config, samplerChoice string) (*fixtu
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As serve does: the embedded C tokenizer encodes prompts.
+	tmod, err := rt.CompileTokenizer(ctx, edgehost.TokenizerBuiltin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ttmpl, err := abiedge.TokenizerTemplate(ctx, tmod, first, info.Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ttmpl.KeepSpares(2)
 	first.Close(ctx)
 	smod, err := rt.CompileSampler(ctx, samplerChoice)
 	if err != nil {
@@ -68,7 +78,7 @@ func wasmFixture(t testing.TB, ecfg engine.Config, samplerChoice string) (*fixtu
 		}
 		stmpl.KeepSpares(8)
 	}
-	spawn := abiedge.FromTemplate(tmpl, stmpl)
+	spawn := abiedge.FromTemplate(tmpl, stmpl, ttmpl)
 	spawned := new(atomic.Int64)
 	ed, err := abiedge.NewSpawning(ctx, func(ctx context.Context) (abiedge.Conn, error) {
 		spawned.Add(1)

@@ -35,26 +35,62 @@ type Conn interface {
 type Spawn func(ctx context.Context) (Conn, error)
 
 // FromTemplate is the Spawn of an edgehost.Template: each call starts an
-// instance from the template's snapshot. With a sampler template (see
-// SamplerTemplate), each call also starts an instance of it and returns the
-// two as an edgehost.Chain: sampling goes to the sampler module, everything
-// else to the template's instance. sampler may be nil.
-func FromTemplate(t, sampler *edgehost.Template) Spawn {
+// instance from the template's snapshot. With plugin templates (a sampler,
+// see SamplerTemplate; a tokenizer, see TokenizerTemplate), each call also
+// starts an instance of each and returns them, in order, in front of the
+// template's instance as an edgehost.Chain: sampling goes to the sampler
+// module, tokenizing to the tokenizer module, everything else to the
+// template's instance. Nil plugins are skipped.
+func FromTemplate(t *edgehost.Template, plugins ...*edgehost.Template) Spawn {
 	return func(ctx context.Context) (Conn, error) {
 		in, err := t.Instantiate(ctx)
 		if err != nil {
 			return nil, err // not a typed nil in an interface
 		}
-		if sampler == nil {
+		var insts []*edgehost.Instance
+		for _, p := range plugins {
+			if p == nil {
+				continue
+			}
+			pin, err := p.Instantiate(ctx)
+			if err != nil {
+				for _, o := range insts {
+					o.Close(ctx)
+				}
+				in.Close(ctx)
+				return nil, fmt.Errorf("plugin module %s: %w", p.Module().Name(), err)
+			}
+			insts = append(insts, pin)
+		}
+		if len(insts) == 0 {
 			return in, nil
 		}
-		s, err := sampler.Instantiate(ctx)
-		if err != nil {
-			in.Close(ctx)
-			return nil, fmt.Errorf("sampler module: %w", err)
-		}
-		return edgehost.NewChain(s, in), nil
+		return edgehost.NewChain(append(insts, in)...), nil
 	}
+}
+
+// TokenizerTemplate prepares instances of a tokenizer module (see
+// edgehost.Runtime.CompileTokenizer) that tokenize for session of the edge
+// template whose instance edge is: the template's instance is given the
+// session's tokenizer image (edge_tokenizer_attach) before its snapshot,
+// so each instance starts attached and serves edge_tokenize for session in
+// a chain with an instance of the edge template (FromTemplate).
+func TokenizerTemplate(ctx context.Context, m *edgehost.Module, edge *edgehost.Instance, session protocol.Handle) (*edgehost.Template, error) {
+	img, err := edgehost.TokenizerImage(ctx, edge, session)
+	if err != nil {
+		return nil, err
+	}
+	t, first, err := m.NewTemplate(ctx, func(ctx context.Context, in *edgehost.Instance) error {
+		if err := in.Invoke(ctx, protocol.FnTokenizerAttach, &protocol.TokenizerAttach{Handle: session, Image: img}, &protocol.Empty{}); err != nil {
+			return fmt.Errorf("tokenizer module: %s: %w", protocol.FnTokenizerAttach, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	first.Close(ctx)
+	return t, nil
 }
 
 // SamplerTemplate prepares instances of a sampler module (see
@@ -103,9 +139,12 @@ func SamplerTemplate(ctx context.Context, m *edgehost.Module, vocab int) (*edgeh
 type Edge struct {
 	timeout time.Duration
 	session protocol.Handle
-	vocab   int
-	texts   *sync.Map // token id → raw text, shared by an Edge and its sessions
-	spawn   Spawn     // nil: one instance for everything
+	// splitChat: another module than the one that renders chats tokenizes
+	// (a tokenizer plugin): EncodeChat asks for the text, then tokenizes it.
+	splitChat bool
+	vocab     int
+	texts     *sync.Map // token id → raw text, shared by an Edge and its sessions
+	spawn     Spawn     // nil: one instance for everything
 
 	mu     sync.Mutex // one call at a time into the instance
 	inv    Invoker
@@ -123,7 +162,7 @@ func New(ctx context.Context, inv Invoker, tokenizerJSON []byte, timeout time.Du
 	if err != nil {
 		return nil, err
 	}
-	return &Edge{inv: inv, timeout: timeout, session: info.Handle, vocab: int(info.Vocab), texts: &sync.Map{}}, nil
+	return &Edge{inv: inv, timeout: timeout, session: info.Handle, vocab: int(info.Vocab), texts: &sync.Map{}, splitChat: tokenizesElsewhere(inv)}, nil
 }
 
 // OpenSession opens a tokenizer session (edge_session_new) in the module
@@ -156,7 +195,15 @@ func NewSpawning(ctx context.Context, spawn Spawn, info protocol.SessionInfo, ti
 	if err != nil {
 		return nil, fmt.Errorf("edge instance: %w", err)
 	}
-	return &Edge{inv: conn, conn: conn, spawn: spawn, timeout: timeout, session: info.Handle, vocab: int(info.Vocab), texts: &sync.Map{}}, nil
+	return &Edge{inv: conn, conn: conn, spawn: spawn, timeout: timeout, session: info.Handle, vocab: int(info.Vocab), texts: &sync.Map{},
+		splitChat: tokenizesElsewhere(conn)}, nil
+}
+
+// tokenizesElsewhere reports whether edge_tokenize and edge_chat_encode go
+// to different instances of inv.
+func tokenizesElsewhere(inv Invoker) bool {
+	c, ok := inv.(*edgehost.Chain)
+	return ok && c.Owner(protocol.FnTokenize) != c.Owner(protocol.FnChatEncode)
 }
 
 // NewSessionEdge implements engine.SessionEdges: an Edge on a new instance
@@ -170,7 +217,7 @@ func (e *Edge) NewSessionEdge(ctx context.Context) (engine.SessionEdge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("edge instance: %w", err)
 	}
-	return &Edge{inv: conn, conn: conn, timeout: e.timeout, session: e.session, vocab: e.vocab, texts: e.texts}, nil
+	return &Edge{inv: conn, conn: conn, timeout: e.timeout, session: e.session, vocab: e.vocab, texts: e.texts, splitChat: tokenizesElsewhere(conn)}, nil
 }
 
 // sharedSession is a request's view of an Edge with a single instance.
@@ -246,9 +293,11 @@ func (e *Edge) Encode(text string) ([]int, error) {
 	return ints(rep.IDs), nil
 }
 
-// EncodeChat implements engine.Edge (edge_chat_encode with tokenize).
+// EncodeChat implements engine.Edge (edge_chat_encode with tokenize; with
+// a tokenizer plugin in the chain, edge_chat_encode for the text and
+// edge_tokenize for its ids, which is what the edge's tokenize does).
 func (e *Edge) EncodeChat(msgs []engine.Message, opt engine.ChatOptions) ([]int, error) {
-	req := &protocol.ChatRequest{Handle: e.session, Tokenize: true,
+	req := &protocol.ChatRequest{Handle: e.session, Tokenize: !e.splitChat,
 		Options: protocol.ChatOptions{Thinking: opt.Thinking}}
 	for _, m := range msgs {
 		req.Messages = append(req.Messages, protocol.ChatMessage{Role: m.Role, Content: m.Content})
@@ -256,6 +305,9 @@ func (e *Edge) EncodeChat(msgs []engine.Message, opt engine.ChatOptions) ([]int,
 	var rep protocol.ChatReply
 	if err := e.call(nil, protocol.FnChatEncode, req, &rep); err != nil {
 		return nil, err
+	}
+	if e.splitChat {
+		return e.Encode(rep.Text)
 	}
 	return ints(rep.IDs), nil
 }
@@ -313,12 +365,27 @@ func (d *detok) Flush() string {
 
 // Release frees the stream inside the module; the engine calls it when
 // the request ends.
-func (d *detok) Release() { d.e.release(d.h) }
+func (d *detok) Release() { d.e.release(protocol.FnStreamNew, d.h) }
 
-func (e *Edge) release(h protocol.Handle) {
-	if h != 0 {
-		e.call(nil, protocol.FnRelease, &protocol.HandleRequest{Handle: h}, &protocol.Empty{})
+// release frees handle h, made by function createdBy. In a chain, handles
+// of different modules may have the same number: the chain releases it in
+// the module that made it.
+func (e *Edge) release(createdBy string, h protocol.Handle) {
+	if h == 0 {
+		return
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.broken || e.inv == nil {
+		return // the instance that held it is gone
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
+	defer cancel()
+	if c, ok := e.inv.(*edgehost.Chain); ok {
+		c.Release(ctx, createdBy, h)
+		return
+	}
+	e.inv.Invoke(ctx, protocol.FnRelease, &protocol.HandleRequest{Handle: h}, &protocol.Empty{})
 }
 
 // NewSampler implements engine.Edge (edge_sampler_new).
@@ -370,4 +437,4 @@ func (s *sampler) Sample(logits []float32, history []int) (engine.Choice, error)
 }
 
 // Release frees the sampler inside the module.
-func (s *sampler) Release() { s.e.release(s.h) }
+func (s *sampler) Release() { s.e.release(protocol.FnSamplerNew, s.h) }

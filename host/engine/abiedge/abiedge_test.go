@@ -2,6 +2,7 @@ package abiedge_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -226,4 +227,117 @@ func TestSamplerTemplate(t *testing.T) {
 	}
 	defer tm0.Close(ctx)
 	session(tm0, 100).Close(ctx)
+}
+
+// TestTokenizerPlugin runs the Go edge behind the C tokenizer and the C
+// sampler, as serve does: prompts and chats encode to the native edge's
+// ids, generation gives the native edge's text, and handles are released
+// in the module that made them (the Go edge's stream and the C sampler's
+// sampler can have the same number).
+func TestTokenizerPlugin(t *testing.T) {
+	ctx := context.Background()
+	rt, err := edgehost.New(ctx, edgehost.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	mod, err := rt.CompileEmbedded(ctx)
+	if err != nil {
+		t.Skipf("embedded edge module unavailable: %v", err)
+	}
+	var info protocol.SessionInfo
+	tmpl, first, err := mod.NewTemplate(ctx, func(ctx context.Context, in *edgehost.Instance) (err error) {
+		info, err = abiedge.OpenSession(ctx, in, testTokenizer(t), 0)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmod, err := rt.CompileTokenizer(ctx, edgehost.TokenizerBuiltin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ttmpl, err := abiedge.TokenizerTemplate(ctx, tmod, first, info.Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close(ctx)
+	smod, err := rt.CompileSampler(ctx, edgehost.SamplerBuiltin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmpl, err := abiedge.SamplerTemplate(ctx, smod, int(info.Vocab))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spawn := abiedge.FromTemplate(tmpl, stmpl, ttmpl)
+	var last *edgehost.Chain
+	sp, err := abiedge.NewSpawning(ctx, func(ctx context.Context) (abiedge.Conn, error) {
+		c, err := spawn(ctx)
+		if err == nil {
+			last = c.(*edgehost.Chain)
+		}
+		return c, err
+	}, info, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	if last.Owner(protocol.FnTokenize).Module() != tmod || last.Owner(protocol.FnSample).Module() != smod {
+		t.Fatal("the chain does not route tokenize and sample to the plugins")
+	}
+	nat, err := abiedge.New(ctx, native{edge.New()}, testTokenizer(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "the quick brown fox <｜end▁of▁sentence｜> jumps 12345 over the lazy dog.\n\n  user: hi"
+	got, err := sp.Encode(text)
+	want, _ := nat.Encode(text)
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) || len(got) < 10 {
+		t.Fatalf("Encode: %v %v, native %v", got, err, want)
+	}
+	msgs := []engine.Message{{Role: "system", Content: "be brief"}, {Role: "user", Content: text}}
+	got, err = sp.EncodeChat(msgs, engine.ChatOptions{})
+	want, _ = nat.EncodeChat(msgs, engine.ChatOptions{})
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) || len(got) < 10 {
+		t.Fatalf("EncodeChat: %v %v, native %v", got, err, want)
+	}
+	if g, w := generate(t, sp), generate(t, nat); g != w {
+		t.Fatalf("generated %q, native %q", g, w)
+	}
+
+	se, err := sp.NewSessionEdge(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer se.Close()
+	c := last
+	d := se.NewDetok()
+	if _, err := d.Push(5); err != nil {
+		t.Fatal(err)
+	}
+	s, err := se.NewSampler(engine.SamplerParams{Temperature: 1, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both are handle 2: the Go edge's first object after the session, the
+	// C sampler's after the one its template's warm-up made and released.
+	push := func() error {
+		return c.Invoke(ctx, protocol.FnStreamPush, &protocol.IDsRequest{Handle: 2, IDs: []int32{5}}, &protocol.TextReply{})
+	}
+	sample := func() error {
+		req := protocol.AppendSampleRequestF32(nil, 2, make([]float32, info.Vocab), nil)
+		return c.Invoke(ctx, protocol.FnSample, protocol.Raw(req), &protocol.SampleReply{})
+	}
+	if push() != nil || sample() != nil {
+		t.Fatalf("stream 2 / sampler 2 not live: %v / %v", push(), sample())
+	}
+	d.(interface{ Release() }).Release()
+	if err := push(); err == nil || sample() != nil {
+		t.Fatalf("after the stream's release: push %v, sample %v", err, sample())
+	}
+	s.(interface{ Release() }).Release()
+	if err := sample(); err == nil {
+		t.Fatal("the sampler is still live after its release")
+	}
 }
