@@ -503,3 +503,31 @@ func TestChainTokenizer(t *testing.T) {
 		t.Fatalf("after AttachTokenizer: %v, %v", viaChain.IDs, err)
 	}
 }
+
+// FuzzTokenizerCImage attaches arbitrary images: the module must answer
+// each with success or an error (never fail the instance), and tokenize
+// with whatever it accepted without failing.
+func FuzzTokenizerCImage(f *testing.F) {
+	r := newRuntime(f, edgehost.Config{})
+	p := newTCPair(f, r, testTokenizer(f))
+	f.Add(p.image)
+	f.Add(p.image[:len(p.image)/2])
+	f.Add(p.image[:1100])
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, img []byte) {
+		if len(img) == 0 {
+			return // protocol refuses to send an empty image
+		}
+		err := p.c.Invoke(ctx, protocol.FnTokenizerAttach, &protocol.TokenizerAttach{Handle: 9, Image: img}, &protocol.Empty{})
+		if err != nil && !isProtocolError(err) {
+			t.Fatalf("attach: %v", err)
+		}
+		if err == nil {
+			var rep protocol.IDsReply
+			err := p.c.Invoke(ctx, protocol.FnTokenize, &protocol.TextRequest{Handle: 9, Text: corpus + " 123 <｜end▁of▁sentence｜>"}, &rep)
+			if err != nil && !isProtocolError(err) {
+				t.Fatalf("tokenize: %v", err)
+			}
+		}
+	})
+}

@@ -7,6 +7,7 @@
 package main
 
 import (
+	"runtime"
 	"unsafe"
 
 	"github.com/edgeseek/edgeseek/protocol"
@@ -76,6 +77,12 @@ func free(ptr uint32) {
 // call runs fn on the request at [ptr, ptr+n), which must lie inside a
 // buffer from edge_alloc, and returns the pinned response as ptr<<32 | len.
 func call(fn string, ptr, n uint32) uint64 {
+	// Let other goroutines run first: the garbage collector's background
+	// mark workers are goroutines, and in a reactor nothing else schedules
+	// them. Without this a collection that started never finished, and the
+	// heap grew with every call's garbage until the memory cap (a 1 GiB
+	// instance after ~15k tokenize calls of 2 KB pieces).
+	runtime.Gosched()
 	var resp []byte
 	if b, ok := pinned[ptr]; !ok || uint64(n) > uint64(len(b)) {
 		resp = protocol.ABIErrorResponse(protocol.CodeInvalid, "edge: request is not inside a buffer from edge_alloc")
