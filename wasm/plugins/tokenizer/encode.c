@@ -330,7 +330,7 @@ ALWAYS_INLINE u32 key_set(u64 w0, u64 w1, u32 n) {
 	return (u32)((h * MUL) >> 51); /* CACHE_SETS = 2^13 */
 }
 
-static void piece_miss(enc *e, const u8 *p, u32 n, u64 w0, u64 w1, centry **set);
+static void piece_miss(enc *e, const u8 *p, u32 n, u64 w0, u64 w1, cslot *set);
 
 /* piece appends the ids of s[a:b]. */
 ALWAYS_INLINE void piece(enc *e, u32 a, u32 b) {
@@ -351,54 +351,64 @@ ALWAYS_INLINE void piece(enc *e, u32 a, u32 b) {
 	/* Longer pieces (CJK runs, mostly) often share their first 16 bytes:
 	 * their set depends on the rest too. */
 	u64 tail = n > 16 ? bytes_hash(p + 16, n - 16) : 0;
-	centry **set = t->cache + key_set(w0, w1 ^ tail, n) * CACHE_WAYS;
+	cslot *set = t->cache + key_set(w0, w1 ^ tail, n) * CACHE_WAYS;
 	for (u32 w = 0; w < CACHE_WAYS; w++) {
-		centry *c = set[w];
-		if (!c) break;
-		if (((c->w0 ^ w0) | (c->w1 ^ w1) | (u64)(c->len ^ n)) == 0 &&
-		    (n <= 16 || bytes_eq((const u8 *)(c->ids + (c->n < 4 ? 4 : c->n)) + 16, p + 16, n - 16))) {
-			for (; w > 0; w--) set[w] = set[w - 1]; /* most recently used first */
-			set[0] = c;
-			i32 *o = out->v + out->n;
-			o[0] = c->ids[0], o[1] = c->ids[1], o[2] = c->ids[2], o[3] = c->ids[3];
-			for (u32 k = 4; k < c->n; k++) o[k] = c->ids[k];
-			out->n += c->n;
-			return;
+		cslot *c = &set[w];
+		if (((c->w0 ^ w0) | (c->w1 ^ w1) | (u64)(c->len ^ n)) != 0) continue;
+		const cext *x = c->ext;
+		if (n > 16 && !bytes_eq((const u8 *)(x->ids + x->n) + 16, p + 16, n - 16)) continue;
+		i32 *o = out->v + out->n;
+		const i32 *src = x ? x->ids : c->ids;
+		u32 k = c->n;
+		o[0] = src[0], o[1] = src[1], o[2] = src[2], o[3] = src[3]; /* room and padding for four */
+		for (u32 i = 4; i < k; i++) o[i] = src[i];
+		out->n += k;
+		if (w > 0) { /* most recently used first */
+			cslot hit = *c;
+			for (; w > 0; w--) set[w] = set[w - 1];
+			set[0] = hit;
 		}
+		return;
 	}
 	piece_miss(e, p, n, w0, w1, set);
 }
 
-/* centry_class is the size class of an entry for a piece of n bytes and k
- * ids. */
-static inline u32 centry_class(u32 n, u32 k) { return ((u32)sizeof(centry) + 4 * (k < 4 ? 4 : k) + n + 15) / 16; }
+/* cext_class is the size class of the extension of a piece of n bytes and
+ * k ids. */
+static inline u32 cext_class(u32 n, u32 k) { return ((u32)sizeof(cext) + 4 * (k < 4 ? 4 : k) + n + 15) / 16; }
 
 /* piece_miss merges a piece the cache does not hold and caches it in place
- * of its set's least recently used entry. */
-static void piece_miss(enc *e, const u8 *p, u32 n, u64 w0, u64 w1, centry **set) {
+ * of its set's least recently used slot. */
+static void piece_miss(enc *e, const u8 *p, u32 n, u64 w0, u64 w1, cslot *set) {
 	tok *t = e->t;
 	ids *out = e->out;
 	i32 *o = out->v + out->n;
 	u32 k = bpe(e, p, n, o);
 	out->n += k;
-	centry *old = set[CACHE_WAYS - 1];
+	cext *old = set[CACHE_WAYS - 1].ext;
 	if (old) { /* keep it for reuse */
-		u32 oc = centry_class(old->len, old->n);
-		*(centry **)old->ids = t->spare[oc];
+		u32 oc = cext_class(old->len, old->n);
+		*(cext **)old->ids = t->spare[oc];
 		t->spare[oc] = old;
 	}
-	u32 cls = centry_class(n, k);
-	centry *c = t->spare[cls];
-	if (c) t->spare[cls] = *(centry **)c->ids;
-	else c = mem_alloc(cls * 16);
 	for (u32 w = CACHE_WAYS - 1; w > 0; w--) set[w] = set[w - 1];
-	set[0] = 0;
-	if (!c) return; /* not cached: the ids are right anyway */
-	u32 padded = k < 4 ? 4 : k;
-	c->w0 = w0, c->w1 = w1, c->len = n, c->n = k;
-	for (u32 i = 0; i < padded; i++) c->ids[i] = i < k ? o[i] : 0;
-	memcpy(c->ids + padded, p, n);
-	set[0] = c;
+	cslot *c = &set[0];
+	memset(c, 0, sizeof *c);
+	if (n <= 16 && k <= SLOT_IDS) {
+		for (u32 i = 0; i < k; i++) c->ids[i] = o[i];
+	} else {
+		u32 cls = cext_class(n, k);
+		cext *x = t->spare[cls];
+		if (x) t->spare[cls] = *(cext **)x->ids;
+		else x = mem_alloc(cls * 16);
+		if (!x) return; /* not cached (an empty slot): the ids are right anyway */
+		u32 padded = k < 4 ? 4 : k;
+		x->len = n, x->n = k;
+		for (u32 i = 0; i < padded; i++) x->ids[i] = i < k ? o[i] : 0;
+		memcpy(x->ids + k, p, n);
+		c->ext = x;
+	}
+	c->w0 = w0, c->w1 = w1, c->len = (u16)n, c->n = (u16)k;
 }
 
 /* ---- the pre-tokenizer ---- */
@@ -410,11 +420,27 @@ static inline int ascii_letter(u8 c) { return (u8)((c | 0x20) - 'a') < 26; }
  * its end. */
 #define IN_SEG(c, k) (((c) & (C_N | C_CJK)) == (k))
 
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* ascii_letters8 returns how many of the 8 bytes at p, from the first, are
+ * ASCII letters (the only ASCII code points of \p{L} or \p{M}). */
+ALWAYS_INLINE u32 ascii_letters8(const u8 *p) {
+	u64 w = load64(p);
+	u64 x = (w | 0x2020202020202020ull) & 0x7f7f7f7f7f7f7f7full; /* lower case, 7 bits: no carries below */
+	u64 ge_a = (x + ONES * (0x80 - 'a')) & HIGHS, gt_z = (x + ONES * (0x80 - 'z' - 1)) & HIGHS;
+	u64 not_letter = ~(ge_a & ~gt_z & ~w) & HIGHS;
+	return not_letter ? (u32)__builtin_ctzll(not_letter) / 8 : 8;
+}
+
 /* run returns the end of the run from i of code points of segment k whose
  * class has a bit of mask (never C_N). */
 ALWAYS_INLINE u32 run(const tok *t, const u8 *s, u32 i, u32 b, u32 mask, u32 k) {
-	if (k == 0) /* ASCII is never CJK, and mask has no digits */
+	if (k == 0) { /* ASCII is never CJK, and mask has no digits */
+		if (mask & C_L)
+			for (u32 m = 8; m == 8 && i + 8 <= b; i += m) m = ascii_letters8(s + i);
 		while (i < b && s[i] < 0x80 && (t->classes[s[i]] & mask)) i++;
+	}
 	while (i < b) {
 		u32 w, c = class_at(t, s, i, &w);
 		if (!(c & mask) || !IN_SEG(c, k)) break;
@@ -463,6 +489,10 @@ ALWAYS_INLINE u32 match_at(const tok *t, const u8 *s, u32 i, u32 b, u32 k, u32 c
 	 * its final code point; nl: one past its last \r or \n */
 	u32 e = i, last = i, nl = NO_MATCH, w, c = 0;
 	while (e < b) {
+		if (e + 8 <= b && load64(s + e) == ONES * ' ') { /* indentation, eight spaces a step */
+			last = e + 7, e += 8;
+			continue;
+		}
 		c = class_at(t, s, e, &w);
 		if (!(c & C_SPACE)) break;
 		if (c & C_CRLF) nl = e + 1;
@@ -543,8 +573,12 @@ static void split(enc *e, const trie *tr, u32 a, u32 b, void (*gap)(enc *, u32, 
 	const u8 *s = e->s;
 	u32 g = a, i = a;
 	while (i < b) {
-		if (tr->only >= 0) {
+		if (tr->only >= 0) { /* eight bytes a step: a zero byte of x marks c */
 			u8 c = (u8)tr->only;
+			for (; i + 8 <= b; i += 8) {
+				u64 x = load64(s + i) ^ (ONES * c);
+				if ((x - ONES) & ~x & HIGHS) break;
+			}
 			while (i < b && s[i] != c) i++;
 		} else {
 			while (i < b && !tr->first[s[i]]) i++;

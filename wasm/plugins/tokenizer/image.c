@@ -264,12 +264,12 @@ void tok_free(tok *t) {
 	mem_free(t->classes);
 	mem_free(t->high);
 	if (t->cache) {
-		for (u32 i = 0; i < CACHE_SETS * CACHE_WAYS; i++) mem_free(t->cache[i]);
+		for (u32 i = 0; i < CACHE_SETS * CACHE_WAYS; i++) mem_free(t->cache[i].ext);
 		mem_free(t->cache);
 	}
-	for (u32 i = 0; i < CENTRY_CLASSES; i++) {
-		for (centry *c = t->spare[i], *next; c; c = next) {
-			next = *(centry **)c->ids;
+	for (u32 i = 0; i < CEXT_CLASSES; i++) {
+		for (cext *c = t->spare[i], *next; c; c = next) {
+			next = *(cext **)c->ids;
 			mem_free(c);
 		}
 	}
@@ -302,9 +302,9 @@ tok *tok_load(const u8 *img, u32 n, const char **err, int *oom) {
 	if (!r.err && !r.oom) load_classes(&r, t);
 	if (!r.err && !r.oom && r.off != n) bad(&r, "trailing bytes", r.off);
 	if (!r.err && !r.oom) {
-		t->cache = mem_alloc(CACHE_SETS * CACHE_WAYS * sizeof(centry *));
+		t->cache = mem_alloc(CACHE_SETS * CACHE_WAYS * sizeof(cslot));
 		if (!t->cache) r.oom = 1;
-		else memset(t->cache, 0, CACHE_SETS * CACHE_WAYS * sizeof(centry *));
+		else memset(t->cache, 0, CACHE_SETS * CACHE_WAYS * sizeof(cslot));
 	}
 	if (r.err || r.oom) {
 		tok_free(t);

@@ -40,22 +40,33 @@ typedef struct {
 	i32 only;      /* the byte every token starts with, -1 if none or several */
 } trie;
 
-/* A word cache entry: a piece and its ids. w0, w1 are the piece's first
- * 16 bytes, zero-padded (key_words); the whole piece follows the ids, which
- * are padded to at least four (the encoder copies four at once). */
+/* The word cache: CACHE_SETS sets of CACHE_WAYS slots, most recently used
+ * first. A slot holds a piece's first 16 bytes as two zero-padded words
+ * (w0, w1) and its length, so a lookup reads only the set (three cache
+ * lines) to decide; pieces of up to 16 bytes with up to SLOT_IDS ids (nearly
+ * all) keep their ids in the slot too. Longer pieces and pieces with more
+ * ids have an extension: their whole key and their ids. */
+#define SLOT_IDS 6u
+
+typedef struct {
+	u32 len, n;
+	i32 ids[]; /* n ids, then the len key bytes */
+} cext;
+
 typedef struct {
 	u64 w0, w1;
-	u32 len, n;
-	i32 ids[];
-} centry;
+	u16 len, n; /* len 0: empty (no piece is empty) */
+	cext *ext;  /* or 0 */
+	i32 ids[SLOT_IDS];
+} cslot;
 
-/* Evicted entries are kept for reuse by size class (16-byte steps up to
- * the largest entry): the allocator's first-fit free list would otherwise
- * grow with every eviction and slow every allocation. */
-#define CENTRY_CLASSES ((24u + 4u * CACHE_MAX_LEN + CACHE_MAX_LEN + 15u) / 16u + 1u)
+/* Evicted extensions are kept for reuse by size class (16-byte steps up to
+ * the largest): the allocator's first-fit free list would otherwise grow
+ * with every eviction and slow every allocation. */
+#define CEXT_CLASSES ((8u + 4u * CACHE_MAX_LEN + CACHE_MAX_LEN + 15u) / 16u + 1u)
 
 #define CACHE_WAYS 4u
-#define CACHE_SETS 8192u /* 32k entries, as wasm/tokenizer's cache */
+#define CACHE_SETS 8192u /* 32k slots, as wasm/tokenizer's cache */
 
 /* A tokenizer loaded from an image (image.c). */
 typedef struct {
@@ -73,8 +84,8 @@ typedef struct {
 	u8 *classes; /* TABLE_RUNES class bytes */
 	u32 *high;   /* 3 per range above the table: lo, hi, class */
 	u32 nhigh;
-	centry **cache; /* CACHE_SETS * CACHE_WAYS, most recently used first */
-	centry *spare[CENTRY_CLASSES]; /* evicted entries by size class, linked through ids[0] */
+	cslot *cache;                /* CACHE_SETS * CACHE_WAYS */
+	cext *spare[CEXT_CLASSES];   /* evicted extensions by size class, linked through ids[0] */
 } tok;
 
 #define PAIR_EMPTY (~0ull)
