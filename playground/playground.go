@@ -10,6 +10,7 @@
 //	GET /                    the page (index.html and its CSS and ES modules)
 //	GET /assets/edge.wasm    the browser edge module
 //	GET /assets/wasm_exec.js Go's JavaScript glue for it
+//	GET /assets/tokenizer.wasm, /assets/sampler.wasm  the C plugins (wasm/plugins)
 //	GET /api/model           ModelInfo as JSON
 //	GET /api/tokenizer.json  the model's tokenizer.json
 package playground
@@ -41,6 +42,11 @@ var assets embed.FS
 const (
 	ModuleFile = "edge.wasm"
 	GlueFile   = "wasm_exec.js"
+	// TokenizerFile and SamplerFile are the C tokenizer and sampler
+	// (wasm/plugins), which the page puts in front of the Go edge as the
+	// host does; without them the Go edge does their work.
+	TokenizerFile = "tokenizer.wasm"
+	SamplerFile   = "sampler.wasm"
 )
 
 // Options configure Handler.
@@ -65,9 +71,10 @@ type Options struct {
 	// filepath.Join(checkpoint.Dir, "tokenizer.json")). When both are empty
 	// the page cannot run the module and offers hosted mode.
 	TokenizerPath string
-	// AssetDir, when set, serves edge.wasm and wasm_exec.js from this
-	// directory instead of the embedded copies (for example "build/wasm"
-	// while developing).
+	// AssetDir, when set, serves edge.wasm, wasm_exec.js and the C plugins
+	// from this directory (the plugins also from its plugins/ directory)
+	// instead of the embedded copies (for example "build/wasm" while
+	// developing).
 	AssetDir string
 	// WSPath is the websocket path the page connects to (default "/ws").
 	WSPath string
@@ -143,7 +150,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveTokenizer(w, r)
 	case p == "/api/config.json":
 		writeJSON(w, map[string]any{"ws_path": h.opt.WSPath, "model": h.opt.ModelName})
-	case p == "/assets/"+ModuleFile || p == "/assets/"+GlueFile:
+	case p == "/assets/"+ModuleFile || p == "/assets/"+GlueFile || p == "/assets/"+TokenizerFile || p == "/assets/"+SamplerFile:
 		h.serveAsset(w, r, path.Base(p))
 	case strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/assets/"):
 		http.NotFound(w, r)
@@ -205,6 +212,10 @@ func (h *handler) asset(name string) ([]byte, time.Time, error) {
 	if h.opt.AssetDir != "" {
 		p := filepath.Join(h.opt.AssetDir, name)
 		st, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) { // wasm/build.sh's layout: build/wasm/plugins/
+			p = filepath.Join(h.opt.AssetDir, "plugins", name)
+			st, err = os.Stat(p)
+		}
 		if err != nil {
 			return nil, time.Time{}, err
 		}

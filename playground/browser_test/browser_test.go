@@ -109,6 +109,16 @@ func moduleDir(t *testing.T) string {
 	if err := os.WriteFile(filepath.Join(dir, playground.GlueFile), glue, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The C plugins come from wasm/build.sh (they need clang).
+	for _, f := range []string{playground.TokenizerFile, playground.SamplerFile} {
+		b, err := os.ReadFile(filepath.Join(root, "build", "wasm", "plugins", f))
+		if err != nil {
+			t.Fatalf("%v: run wasm/build.sh first", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return dir
 }
 
@@ -350,8 +360,13 @@ func TestPlayground(t *testing.T) {
 	b.waitJS(t, "the page to be ready", jsReady, 60*time.Second)
 
 	t.Run("loads without console errors", func(t *testing.T) {
-		var where, title, models string
+		var where, title, models, plugins string
 		evalInto(t, b, `edgeseekPlayground.where`, &where)
+		// The page tokenizes and samples with the host's C modules.
+		evalInto(t, b, `edgeseekPlayground.edge.plugins.join(',')`, &plugins)
+		if plugins != "tokenizer,sampler" {
+			t.Errorf("C plugins in use: %q, want tokenizer,sampler", plugins)
+		}
 		evalInto(t, b, `document.title`, &title)
 		evalInto(t, b, `document.getElementById('model-info').textContent`, &models)
 		if where != "split" || title != "EdgeSeek Playground" {
@@ -385,6 +400,23 @@ func TestPlayground(t *testing.T) {
 			t.Errorf("%d tokens, finish %q", n, finish)
 		}
 		t.Logf("%d tokens, decode %s tok/s while streaming, context %s", n, rate, ctx)
+	})
+
+	t.Run("C tokenizer agrees with the Go edge", func(t *testing.T) {
+		// The page's C tokenizer against the Go edge's own tokenize and
+		// chat encoding, in the same page, on text with every kind of piece.
+		var agree string
+		evalInto(t, b, `(() => {
+			const e = edgeseekPlayground.edge, h = edgeseekPlayground.session;
+			const text = "Once upon a time, 12345 ½ 世界! 🙂 \n\n\t  func f() { return x } <｜end▁of▁sentence｜> done";
+			const viaC = e.tokenize(h, text).join(','), viaGo = (e.call('edge_tokenize', { handle: h, text }).ids || []).join(',');
+			const msgs = [{ role: 'user', content: text }];
+			const chatC = e.chatEncode(h, msgs, {}).ids.join(','), chatGo = e.call('edge_chat_encode', { handle: h, messages: msgs, options: {}, tokenize: true }).ids.join(',');
+			return viaC === viaGo && chatC === chatGo && viaC.length > 10 ? 'yes' : 'C ' + viaC + ' / Go ' + viaGo + ' | chat C ' + chatC + ' / Go ' + chatGo;
+		})()`, &agree)
+		if agree != "yes" {
+			t.Errorf("the C tokenizer and the Go edge disagree: %s", agree)
+		}
 	})
 
 	t.Run("same seed same text", func(t *testing.T) {

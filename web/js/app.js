@@ -581,7 +581,8 @@ async function runSplit(cont, text, s) {
     if (!(sq.fed > 0 && sq.fed <= ids.length && sameStart(sq.ids, ids, sq.fed))) { sq.fed = 0; sq.lastLogits = null; }
     if (sq.fed === ids.length) sq.fed = 0; // need fresh logits for the last prompt token
     sq.ids = ids.slice();
-    for (const h of [sq.sampler, sq.stream]) if (h) edge.release(h);
+    if (sq.sampler) edge.releaseSampler(sq.sampler);
+    if (sq.stream) edge.release(sq.stream);
     sq.sampler = edge.samplerNew({ ...samplingParams(s), stop_tokens: eos !== undefined ? [eos] : undefined });
     sq.stream = edge.streamNew(state.session);
     if (state.run.mode === 'chat') {
