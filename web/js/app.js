@@ -161,7 +161,8 @@ async function loadModule() {
     const info = edge.sessionNew(tok, engram);
     state.edge = edge;
     state.session = info.handle;
-    progress('module', 1, 1, `ready (vocab ${info.vocab})`);
+    const c = edge.plugins.length ? `, C ${edge.plugins.join(' + ')}` : '';
+    progress('module', 1, 1, `ready (vocab ${info.vocab}${c})`);
   } catch (e) {
     state.moduleError = e;
     progress('module', 1, 1, 'failed');
