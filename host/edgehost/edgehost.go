@@ -269,36 +269,7 @@ const (
 // the file choice names. The module must export edge_sampler_new and
 // edge_sample.
 func (r *Runtime) CompileSampler(ctx context.Context, choice string) (*Module, error) {
-	var m *Module
-	var err error
-	switch choice {
-	case SamplerEdge:
-		return nil, nil
-	case "", SamplerBuiltin:
-		if len(embeddedSampler) < 8 {
-			return nil, errors.New("edgehost: embedded sampler.wasm is a placeholder: run wasm/build.sh")
-		}
-		m, err = r.Compile(ctx, "embedded sampler", embeddedSampler)
-	default:
-		m, err = r.CompileFile(ctx, choice)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if !m.Has(protocol.FnSamplerNew) || !m.Has(protocol.FnSample) {
-		m.Close(ctx)
-		return nil, fmt.Errorf("edgehost: sampler module %s must export %s and %s", m.name, protocol.FnSamplerNew, protocol.FnSample)
-	}
-	// It goes in front of the edge in a Chain, where any other function it
-	// exported would take that function (and its handles) from the edge.
-	for _, fn := range m.Functions() {
-		if fn != protocol.FnSamplerNew && fn != protocol.FnSample && fn != protocol.FnRelease {
-			m.Close(ctx)
-			return nil, fmt.Errorf("edgehost: sampler module %s also exports %s: a sampler plugin exports only %s, %s and %s (a whole edge goes with --edge)",
-				m.name, fn, protocol.FnSamplerNew, protocol.FnSample, protocol.FnRelease)
-		}
-	}
-	return m, nil
+	return r.compilePlugin(ctx, choice, "sampler", embeddedSampler, protocol.FnSamplerNew, protocol.FnSample)
 }
 
 // Tokenizer plugin choices for CompileTokenizer besides a file path.
@@ -316,31 +287,40 @@ const (
 // edge_release), nothing else of the ABI: it goes in front of the edge in a
 // Chain (see Chain.AttachTokenizer).
 func (r *Runtime) CompileTokenizer(ctx context.Context, choice string) (*Module, error) {
+	return r.compilePlugin(ctx, choice, "tokenizer", embeddedTokenizer, protocol.FnTokenizerAttach, protocol.FnTokenize)
+}
+
+// compilePlugin compiles a plugin of kind what: none for "edge", the
+// embedded build for "builtin" or "", else the file choice names. It must
+// export fn1 and fn2 and no ABI function but those and edge_release: it
+// goes in front of the edge in a Chain, where any other function it
+// exported would take that function (and its handles) from the edge.
+func (r *Runtime) compilePlugin(ctx context.Context, choice, what string, embedded []byte, fn1, fn2 string) (*Module, error) {
 	var m *Module
 	var err error
 	switch choice {
-	case TokenizerEdge:
+	case "edge": // SamplerEdge, TokenizerEdge
 		return nil, nil
-	case "", TokenizerBuiltin:
-		if len(embeddedTokenizer) < 8 {
-			return nil, errors.New("edgehost: embedded tokenizer.wasm is a placeholder: run wasm/build.sh")
+	case "", "builtin": // SamplerBuiltin, TokenizerBuiltin
+		if len(embedded) < 8 {
+			return nil, fmt.Errorf("edgehost: embedded %s.wasm is a placeholder: run wasm/build.sh", what)
 		}
-		m, err = r.Compile(ctx, "embedded tokenizer", embeddedTokenizer)
+		m, err = r.Compile(ctx, "embedded "+what, embedded)
 	default:
 		m, err = r.CompileFile(ctx, choice)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !m.Has(protocol.FnTokenizerAttach) || !m.Has(protocol.FnTokenize) {
+	if !m.Has(fn1) || !m.Has(fn2) {
 		m.Close(ctx)
-		return nil, fmt.Errorf("edgehost: tokenizer module %s must export %s and %s", m.name, protocol.FnTokenizerAttach, protocol.FnTokenize)
+		return nil, fmt.Errorf("edgehost: %s module %s must export %s and %s", what, m.name, fn1, fn2)
 	}
 	for _, fn := range m.Functions() {
-		if fn != protocol.FnTokenizerAttach && fn != protocol.FnTokenize && fn != protocol.FnRelease {
+		if fn != fn1 && fn != fn2 && fn != protocol.FnRelease {
 			m.Close(ctx)
-			return nil, fmt.Errorf("edgehost: tokenizer module %s also exports %s: a tokenizer plugin exports only %s, %s and %s",
-				m.name, fn, protocol.FnTokenizerAttach, protocol.FnTokenize, protocol.FnRelease)
+			return nil, fmt.Errorf("edgehost: %s module %s also exports %s: a %s plugin exports only %s, %s and %s (a whole edge goes with --edge)",
+				what, m.name, fn, what, fn1, fn2, protocol.FnRelease)
 		}
 	}
 	return m, nil

@@ -46,18 +46,23 @@ func samplerC(t testing.TB, r *edgehost.Runtime) *edgehost.Instance {
 	return samplerCOf(t, r, samplerCBytes(t))
 }
 
-// samplerCOf instantiates a build of the C module. The host must
-// instrument it (its SIMD passes included), so that it runs as in
-// production rather than under the slower CloseOnContextDone.
+// samplerCOf instantiates a build of the C module (cPluginOf).
 func samplerCOf(t testing.TB, r *edgehost.Runtime, wasm []byte) *edgehost.Instance {
+	return cPluginOf(t, r, "sampler", wasm)
+}
+
+// cPluginOf instantiates a build of one of the C plugins. The host must
+// instrument it (SIMD included), so that it runs as in production rather
+// than under the slower CloseOnContextDone.
+func cPluginOf(t testing.TB, r *edgehost.Runtime, name string, wasm []byte) *edgehost.Instance {
 	t.Helper()
 	ctx := context.Background()
-	m, err := r.Compile(ctx, "sampler", wasm)
+	m, err := r.Compile(ctx, name, wasm)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !m.Interruptible() {
-		t.Fatal("the host did not instrument the sampler module")
+		t.Fatalf("the host did not instrument the %s module", name)
 	}
 	in, err := m.Instantiate(ctx)
 	if err != nil {

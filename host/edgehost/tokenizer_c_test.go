@@ -62,21 +62,7 @@ func newTCPair(t testing.TB, r *edgehost.Runtime, tokJSON []byte) *tcPair {
 }
 
 func tokenizerCOf(t testing.TB, r *edgehost.Runtime, wasm []byte) *edgehost.Instance {
-	t.Helper()
-	ctx := context.Background()
-	m, err := r.Compile(ctx, "tokenizer", wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !m.Interruptible() {
-		t.Fatal("the host did not instrument the tokenizer module")
-	}
-	in, err := m.Instantiate(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.Close(ctx) })
-	return in
+	return cPluginOf(t, r, "tokenizer", wasm)
 }
 
 // call sends the same request bytes to both and checks the replies agree
