@@ -7,8 +7,10 @@ package edgehost_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -94,13 +96,19 @@ func tcFirstDifference(cr, gr []byte, msg string) string {
 		}
 		return msg
 	}
+	return "C " + idsDiff(c.IDs, g.IDs, "Go")
+}
+
+// idsDiff describes where got and want part: the index and a few ids
+// around it.
+func idsDiff(got, want []int32, wantName string) string {
 	i := 0
-	for i < len(c.IDs) && i < len(g.IDs) && c.IDs[i] == g.IDs[i] {
+	for i < len(got) && i < len(want) && got[i] == want[i] {
 		i++
 	}
 	lo := max(i-3, 0)
-	return fmt.Sprintf("ids differ at %d of C %d / Go %d: C %v, Go %v (from index %d)", i, len(c.IDs), len(g.IDs),
-		c.IDs[lo:min(i+4, len(c.IDs))], g.IDs[lo:min(i+4, len(g.IDs))], lo)
+	return fmt.Sprintf("ids differ at %d of %d / %s %d: %v, %s %v (from index %d)", i, len(got), wantName, len(want),
+		got[lo:min(i+4, len(got))], wantName, want[lo:min(i+4, len(want))], lo)
 }
 
 func (p *tcPair) tokenize(t testing.TB, text string) []byte {
@@ -516,4 +524,66 @@ func FuzzTokenizerCImage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTokenizerCMatchesHF checks the C tokenizer directly against Hugging
+// Face's ids (testdata/tokenizer/expected_*.jsonl.gz, written by
+// tools/tokenizer/gen_expected.py with the pinned tokenizers): every chunk
+// of the corpus, for the tiny tokenizer and, when fetched, DeepSeek-V3's.
+func TestTokenizerCMatchesHF(t *testing.T) {
+	r := newRuntime(t, edgehost.Config{})
+	files := map[string][]byte{}
+	for name, path := range map[string]string{"tiny": "../../testdata/tokenizer/tiny.json", "deepseek_v3": "../../build/tokenizer/deepseek_v3.json"} {
+		tj, err := os.ReadFile(path)
+		if err != nil {
+			if name == "tiny" || os.Getenv("EDGESEEK_REQUIRE_V3") != "" {
+				t.Fatal(err)
+			}
+			t.Logf("%s: %v (skipped)", name, err)
+			continue
+		}
+		p := newTCPair(t, r, tj)
+		f, err := os.Open("../../testdata/tokenizer/expected_" + name + ".jsonl.gz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := json.NewDecoder(zr)
+		chunks, total := 0, 0
+		for dec.More() {
+			var rec struct {
+				F   string  `json:"f"`
+				O   int     `json:"o"`
+				N   int     `json:"n"`
+				IDs []int32 `json:"ids"`
+			}
+			if err := dec.Decode(&rec); err != nil {
+				t.Fatal(err)
+			}
+			data, ok := files[rec.F]
+			if !ok {
+				if data, err = os.ReadFile("../../testdata/tokenizer/corpus/" + rec.F); err != nil {
+					t.Fatal(err)
+				}
+				files[rec.F] = data
+			}
+			var rep protocol.IDsReply
+			text := string(data[rec.O : rec.O+rec.N])
+			if err := p.c.Invoke(context.Background(), protocol.FnTokenize, &protocol.TextRequest{Handle: p.handle, Text: text}, &rep); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(rep.IDs) != fmt.Sprint(rec.IDs) {
+				t.Fatalf("%s: %s bytes %d..%d: C %s", name, rec.F, rec.O, rec.O+rec.N, idsDiff(rep.IDs, rec.IDs, "HF"))
+			}
+			chunks, total = chunks+1, total+rec.N
+		}
+		f.Close()
+		if chunks < 100 {
+			t.Fatalf("%s: only %d chunks", name, chunks)
+		}
+		t.Logf("%s: %d chunks, %d bytes: the C tokenizer's ids are HF's", name, chunks, total)
+	}
 }
