@@ -192,12 +192,10 @@ func startHost(f *hostFlags, log zerolog.Logger) (*host, error) {
 		stmpl.KeepSpares(samplerSpares)
 		spareBytes += int64(samplerSpares) * int64(stmpl.SnapshotBytes())
 	}
-	if ttmpl != nil {
-		ttmpl.KeepSpares(edgeSpares)
-		spareBytes += int64(edgeSpares) * int64(ttmpl.SnapshotBytes())
-	}
-	spawn := abiedge.FromTemplate(tmpl, stmpl, ttmpl)
-	if h.edge, err = abiedge.NewSpawning(ctx, spawn, info, 2*time.Minute); err != nil {
+	// Prompts are encoded by the engine's shared instance, so only it gets
+	// the tokenizer plugin; only requests' instances sample.
+	own, spawn := abiedge.FromTemplate(tmpl, ttmpl), abiedge.FromTemplate(tmpl, stmpl)
+	if h.edge, err = abiedge.NewSpawningFor(ctx, own, spawn, info, 2*time.Minute); err != nil {
 		h.close()
 		return nil, fmt.Errorf("edge module: %w", err)
 	}

@@ -62,7 +62,6 @@ func wasmFixture(t testing.TB, ecfg engine.Config, samplerChoice string) (*fixtu
 	if err != nil {
 		t.Fatal(err)
 	}
-	ttmpl.KeepSpares(2)
 	first.Close(ctx)
 	smod, err := rt.CompileSampler(ctx, samplerChoice)
 	if err != nil {
@@ -78,12 +77,17 @@ func wasmFixture(t testing.TB, ecfg engine.Config, samplerChoice string) (*fixtu
 		}
 		stmpl.KeepSpares(8)
 	}
-	spawn := abiedge.FromTemplate(tmpl, stmpl, ttmpl)
+	// As serve does: the shared instance has the tokenizer plugin, the
+	// requests' instances the sampler.
+	own, spawn := abiedge.FromTemplate(tmpl, ttmpl), abiedge.FromTemplate(tmpl, stmpl)
 	spawned := new(atomic.Int64)
-	ed, err := abiedge.NewSpawning(ctx, func(ctx context.Context) (abiedge.Conn, error) {
-		spawned.Add(1)
-		return spawn(ctx)
-	}, info, 0)
+	count := func(sp abiedge.Spawn) abiedge.Spawn {
+		return func(ctx context.Context) (abiedge.Conn, error) {
+			spawned.Add(1)
+			return sp(ctx)
+		}
+	}
+	ed, err := abiedge.NewSpawningFor(ctx, count(own), count(spawn), info, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -144,7 +144,10 @@ type Edge struct {
 	splitChat bool
 	vocab     int
 	texts     *sync.Map // token id → raw text, shared by an Edge and its sessions
-	spawn     Spawn     // nil: one instance for everything
+	spawn     Spawn     // replaces the Edge's own instance after a failure; nil: none
+	// requestSpawn starts each request's instance (NewSessionEdge); nil:
+	// one instance for everything.
+	requestSpawn Spawn
 
 	mu     sync.Mutex // one call at a time into the instance
 	inv    Invoker
@@ -188,15 +191,26 @@ func OpenSession(ctx context.Context, inv Invoker, tokenizerJSON []byte, timeout
 // the tokenizer session info (see OpenSession). timeout bounds each call
 // (0: 10 s).
 func NewSpawning(ctx context.Context, spawn Spawn, info protocol.SessionInfo, timeout time.Duration) (*Edge, error) {
+	return NewSpawningFor(ctx, spawn, spawn, info, timeout)
+}
+
+// NewSpawningFor is NewSpawning with different instances for the Edge's
+// own work and for requests: its own instance (prompts and chats encoded
+// for every request, token texts; replaced after a failure) comes from
+// own, each request's (NewSessionEdge: sampling and streaming
+// detokenization) from perRequest. The host gives only own a tokenizer
+// plugin and only perRequest a sampler plugin: a request's instances never
+// tokenize, and the shared one never samples.
+func NewSpawningFor(ctx context.Context, own, perRequest Spawn, info protocol.SessionInfo, timeout time.Duration) (*Edge, error) {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	conn, err := spawn(ctx)
+	conn, err := own(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("edge instance: %w", err)
 	}
-	return &Edge{inv: conn, conn: conn, spawn: spawn, timeout: timeout, session: info.Handle, vocab: int(info.Vocab), texts: &sync.Map{},
-		splitChat: tokenizesElsewhere(conn)}, nil
+	return &Edge{inv: conn, conn: conn, spawn: own, requestSpawn: perRequest, timeout: timeout, session: info.Handle, vocab: int(info.Vocab),
+		texts: &sync.Map{}, splitChat: tokenizesElsewhere(conn)}, nil
 }
 
 // tokenizesElsewhere reports whether edge_tokenize and edge_chat_encode go
@@ -210,10 +224,10 @@ func tokenizesElsewhere(inv Invoker) bool {
 // of its own, for one request, closed by Close. An Edge made by New has no
 // instances to give and returns a view of itself whose Close does nothing.
 func (e *Edge) NewSessionEdge(ctx context.Context) (engine.SessionEdge, error) {
-	if e.spawn == nil {
+	if e.requestSpawn == nil {
 		return sharedSession{e}, nil
 	}
-	conn, err := e.spawn(ctx)
+	conn, err := e.requestSpawn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("edge instance: %w", err)
 	}

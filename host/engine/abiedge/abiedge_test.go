@@ -270,21 +270,25 @@ func TestTokenizerPlugin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spawn := abiedge.FromTemplate(tmpl, stmpl, ttmpl)
-	var last *edgehost.Chain
-	sp, err := abiedge.NewSpawning(ctx, func(ctx context.Context) (abiedge.Conn, error) {
-		c, err := spawn(ctx)
-		if err == nil {
-			last = c.(*edgehost.Chain)
+	// As serve does: the shared instance with the tokenizer plugin, each
+	// request's with the sampler plugin.
+	var own, last *edgehost.Chain
+	capture := func(sp abiedge.Spawn, into **edgehost.Chain) abiedge.Spawn {
+		return func(ctx context.Context) (abiedge.Conn, error) {
+			c, err := sp(ctx)
+			if err == nil {
+				*into = c.(*edgehost.Chain)
+			}
+			return c, err
 		}
-		return c, err
-	}, info, 0)
+	}
+	sp, err := abiedge.NewSpawningFor(ctx, capture(abiedge.FromTemplate(tmpl, ttmpl), &own), capture(abiedge.FromTemplate(tmpl, stmpl), &last), info, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sp.Close()
-	if last.Owner(protocol.FnTokenize).Module() != tmod || last.Owner(protocol.FnSample).Module() != smod {
-		t.Fatal("the chain does not route tokenize and sample to the plugins")
+	if own.Owner(protocol.FnTokenize).Module() != tmod || own.Owner(protocol.FnSample).Module() != mod {
+		t.Fatal("the shared chain does not route tokenize to the tokenizer plugin")
 	}
 	nat, err := abiedge.New(ctx, native{edge.New()}, testTokenizer(t), 0)
 	if err != nil {
@@ -312,6 +316,9 @@ func TestTokenizerPlugin(t *testing.T) {
 	}
 	defer se.Close()
 	c := last
+	if c.Owner(protocol.FnSample).Module() != smod || c.Owner(protocol.FnTokenize).Module() != mod {
+		t.Fatal("a request's chain does not route sampling to the sampler plugin")
+	}
 	d := se.NewDetok()
 	if _, err := d.Push(5); err != nil {
 		t.Fatal(err)
