@@ -119,8 +119,8 @@ func (p *tcPair) tokenize(t testing.TB, text string) []byte {
 // tcTokenizers are the tokenizers the C module is compared on: the test
 // tokenizer, the tiny model's, variants of it that take the code paths
 // DeepSeek's does not (ignore_merges; bytes missing from the vocabulary
-// with an unknown token, fused or not; no added tokens) and DeepSeek-V3's
-// when it has been fetched (make test does).
+// with an unknown token, fused or not, and then no added tokens either)
+// and DeepSeek-V3's when it has been fetched (make test does).
 func tcTokenizers(t testing.TB) map[string][]byte {
 	t.Helper()
 	tiny, err := os.ReadFile("../../testdata/tokenizer/tiny.json")
@@ -139,6 +139,36 @@ func tcTokenizers(t testing.TB) map[string][]byte {
 		out[name] = []byte(s)
 	}
 	replace("tiny-ignore-merges", `"ignore_merges": false`, `"ignore_merges": true`)
+	// Bytes missing from the vocabulary (the control bytes, which no merge
+	// uses): byte 0's token becomes <unk>, the others other names (the ids
+	// stay, so that the added tokens keep theirs).
+	var doc map[string]any
+	if err := json.Unmarshal(tiny, &doc); err != nil {
+		t.Fatal(err)
+	}
+	model := doc["model"].(map[string]any)
+	vocab := model["vocab"].(map[string]any)
+	byteChar := func(b int) string { // GPT-2's ByteLevel map, for b < 0x21
+		return string(rune(256 + b))
+	}
+	vocab["<unk>"] = vocab[byteChar(0)]
+	delete(vocab, byteChar(0))
+	for b := 1; b <= 8; b++ {
+		vocab[fmt.Sprintf("<unused_%d>", b)] = vocab[byteChar(b)]
+		delete(vocab, byteChar(b))
+	}
+	model["unk_token"] = "<unk>"
+	variant := func(name string, edit func()) {
+		edit()
+		b, err := json.Marshal(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[name] = b
+	}
+	variant("tiny-unk", func() {})
+	variant("tiny-unk-fused", func() { model["fuse_unk"] = true })
+	variant("tiny-unk-fused-no-added", func() { doc["added_tokens"] = []any{} }) // edits accumulate
 	if v3, err := os.ReadFile(filepath.Join("..", "..", "build", "tokenizer", "deepseek_v3.json")); err == nil {
 		out["deepseek-v3"] = v3
 	} else if os.Getenv("EDGESEEK_REQUIRE_V3") != "" {
