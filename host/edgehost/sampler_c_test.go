@@ -32,9 +32,12 @@ import (
 
 const samplerCPath = "../../build/wasm/plugins/sampler.wasm"
 
-func samplerCBytes(t testing.TB) []byte {
+func samplerCBytes(t testing.TB) []byte { return builtPlugin(t, samplerCPath) }
+
+// builtPlugin reads a module wasm/build.sh wrote.
+func builtPlugin(t testing.TB, path string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(samplerCPath)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("%v: run wasm/build.sh first", err)
 	}

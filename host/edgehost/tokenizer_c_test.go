@@ -26,14 +26,7 @@ import (
 
 const tokenizerCPath = "../../build/wasm/plugins/tokenizer.wasm"
 
-func tokenizerCBytes(t testing.TB) []byte {
-	t.Helper()
-	b, err := os.ReadFile(tokenizerCPath)
-	if err != nil {
-		t.Fatalf("%v: run wasm/build.sh first", err)
-	}
-	return b
-}
+func tokenizerCBytes(t testing.TB) []byte { return builtPlugin(t, tokenizerCPath) }
 
 // tcPair is the C tokenizer attached to a session of the Go edge, and that
 // Go edge, both in wazero.
