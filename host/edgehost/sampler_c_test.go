@@ -91,17 +91,29 @@ func newSCPair(t testing.TB) *scPair {
 // the C module's reply.
 func (p *scPair) call(t testing.TB, fn string, req []byte) []byte {
 	t.Helper()
+	return callBoth(t, p.c, p.g, fn, req, nil)
+}
+
+// callBoth sends the same request bytes to a C module and the Go edge and
+// fails t unless the replies agree (scCompare); explain, if not nil,
+// rewrites the disagreement for the reader. It returns the C module's
+// reply.
+func callBoth(t testing.TB, c, g *edgehost.Instance, fn string, req []byte, explain func(cr, gr []byte, msg string) string) []byte {
+	t.Helper()
 	ctx := context.Background()
-	cr, err := p.c.Call(ctx, fn, req)
+	cr, err := c.Call(ctx, fn, req)
 	if err != nil {
-		t.Fatalf("%s %x: C module failed: %v", fn, scHead(req), err)
+		t.Fatalf("%s %q: C module failed: %v", fn, scHead(req), err)
 	}
-	gr, err := p.g.Call(ctx, fn, req)
+	gr, err := g.Call(ctx, fn, req)
 	if err != nil {
-		t.Fatalf("%s %x: Go edge failed: %v", fn, scHead(req), err)
+		t.Fatalf("%s %q: Go edge failed: %v", fn, scHead(req), err)
 	}
 	if msg := scCompare(cr, gr); msg != "" {
-		t.Fatalf("%s %x: %s", fn, scHead(req), msg)
+		if explain != nil {
+			msg = explain(cr, gr, msg)
+		}
+		t.Fatalf("%s %q: %s", fn, scHead(req), msg)
 	}
 	return cr
 }

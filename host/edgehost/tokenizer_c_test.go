@@ -61,22 +61,10 @@ func tokenizerCOf(t testing.TB, r *edgehost.Runtime, wasm []byte) *edgehost.Inst
 }
 
 // call sends the same request bytes to both and checks the replies agree
-// (scCompare: the same bytes, or errors with the same code).
+// (callBoth), describing differing ids briefly.
 func (p *tcPair) call(t testing.TB, fn string, req []byte) []byte {
 	t.Helper()
-	ctx := context.Background()
-	cr, err := p.c.Call(ctx, fn, req)
-	if err != nil {
-		t.Fatalf("%s %q: C module failed: %v", fn, scHead(req), err)
-	}
-	gr, err := p.g.Call(ctx, fn, req)
-	if err != nil {
-		t.Fatalf("%s %q: Go edge failed: %v", fn, scHead(req), err)
-	}
-	if msg := scCompare(cr, gr); msg != "" {
-		t.Fatalf("%s %q: %s", fn, scHead(req), tcFirstDifference(cr, gr, msg))
-	}
-	return cr
+	return callBoth(t, p.c, p.g, fn, req, tcFirstDifference)
 }
 
 // tcFirstDifference shortens scCompare's message for two id lists: the

@@ -38,6 +38,23 @@ func testTokenizer(t testing.TB) []byte {
 	return tj
 }
 
+// embeddedEdge returns a runtime (closed when t ends) and the embedded Go
+// edge compiled in it; t is skipped when the module was not built.
+func embeddedEdge(t *testing.T) (*edgehost.Runtime, *edgehost.Module) {
+	t.Helper()
+	ctx := context.Background()
+	rt, err := edgehost.New(ctx, edgehost.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close(ctx) })
+	mod, err := rt.CompileEmbedded(ctx)
+	if err != nil {
+		t.Skipf("embedded edge module unavailable: %v", err)
+	}
+	return rt, mod
+}
+
 func generate(t *testing.T, ed *abiedge.Edge) string {
 	r := enginetest.NewRunner()
 	r.Cfg.VocabSize = ed.Vocab() // every sampled id decodes
@@ -111,16 +128,8 @@ func TestABIEdgeMatchesNativeSampler(t *testing.T) {
 // template's snapshot, and compares with the native edge.
 func TestABIEdgeInWazero(t *testing.T) {
 	ctx := context.Background()
-	rt, err := edgehost.New(ctx, edgehost.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(ctx)
 	t0 := time.Now()
-	mod, err := rt.CompileEmbedded(ctx)
-	if err != nil {
-		t.Skipf("embedded edge module unavailable: %v", err)
-	}
+	_, mod := embeddedEdge(t)
 	in, err := mod.Instantiate(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -236,15 +245,7 @@ func TestSamplerTemplate(t *testing.T) {
 // sampler can have the same number).
 func TestTokenizerPlugin(t *testing.T) {
 	ctx := context.Background()
-	rt, err := edgehost.New(ctx, edgehost.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(ctx)
-	mod, err := rt.CompileEmbedded(ctx)
-	if err != nil {
-		t.Skipf("embedded edge module unavailable: %v", err)
-	}
+	rt, mod := embeddedEdge(t)
 	var info protocol.SessionInfo
 	tmpl, first, err := mod.NewTemplate(ctx, func(ctx context.Context, in *edgehost.Instance) (err error) {
 		info, err = abiedge.OpenSession(ctx, in, testTokenizer(t), 0)
