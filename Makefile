@@ -7,7 +7,7 @@ WASM      := build/wasm/edge-wasip1.wasm
 V3TOK     := build/tokenizer/deepseek_v3.json
 ADDR      ?= 127.0.0.1:8080
 
-.PHONY: all build wasm deps run test vet bench fuzz clean
+.PHONY: all build wasm deps run test test-avx512 vet bench fuzz clean
 
 all: build
 
@@ -51,6 +51,12 @@ vet: wasm
 test: deps build vet
 	EDGESEEK_REQUIRE_NVRTC=1 EDGESEEK_EDGE_WASM_DIR=$(CURDIR)/build/wasm $(GO) test -count=1 -timeout 20m ./...
 	EDGESEEK_PORTABLE=1 $(GO) test -count=1 ./kernels/...
+	$(MAKE) test-avx512
+
+# The kernels' tests on an emulated AVX-512 CPU (Bochs): no machine of ours
+# has AVX-512, and the AVX-512 kernels must not go untested. tools/avx512.
+test-avx512:
+	GO=$(GO) sh tools/avx512/run.sh
 
 # Benchmarks with OpenBLAS as the baseline (cgo, benchmark-only build tag).
 bench: wasm $(V3TOK)

@@ -15,22 +15,25 @@ import (
 	"github.com/x448/float16"
 )
 
-// paths runs f once per available implementation, restoring the global
-// choice afterwards.
+// paths runs f once per available implementation (portable, AVX2, and
+// AVX-512 where the CPU has it), restoring the global choice afterwards.
 func paths(t *testing.T, f func(t *testing.T)) {
-	saved := useSIMD
-	defer func() { useSIMD = saved }()
-	impls := []bool{false}
-	if hasAVX2() && saved {
-		impls = append(impls, true)
+	savedSIMD, saved512 := useSIMD, useAVX512
+	defer func() { useSIMD, useAVX512 = savedSIMD, saved512 }()
+	type impl struct {
+		name         string
+		simd, avx512 bool
 	}
-	for _, simd := range impls {
-		useSIMD = simd
-		name := "portable"
-		if simd {
-			name = "simd"
-		}
-		t.Run(name, f)
+	impls := []impl{{"portable", false, false}}
+	if hasAVX2() && savedSIMD {
+		impls = append(impls, impl{"simd", true, false})
+	}
+	if saved512 {
+		impls = append(impls, impl{"avx512", true, true})
+	}
+	for _, im := range impls {
+		useSIMD, useAVX512 = im.simd, im.avx512
+		t.Run(im.name, f)
 	}
 }
 
@@ -437,14 +440,16 @@ func TestGemvMatchesGemmBits(t *testing.T) {
 				continue // the portable FP8 GEMV folds scales differently
 			}
 			w := randMatrix(rng, tc.f, tc.rows, tc.cols, tc.block)
-			x := randVec(rng, 5*tc.cols)
+			// 11 inputs: on AVX-512 eight go through gemm4x8x512, three
+			// through gemm4x3.
+			x := randVec(rng, 11*tc.cols)
 			one := make([]float32, tc.rows)
 			NewCPU(2).MatMul(one, w, x[:tc.cols], 1)
-			many := make([]float32, 5*tc.rows)
-			NewCPU(2).MatMul(many, w, x, 5)
+			many := make([]float32, 11*tc.rows)
+			NewCPU(2).MatMul(many, w, x, 11)
 			for r := range one {
 				if math.Float32bits(one[r]) != math.Float32bits(many[r]) {
-					t.Fatalf("%v %dx%d: row %d: n=1 gives %g, n=5 gives %g", tc.f, tc.rows, tc.cols, r, one[r], many[r])
+					t.Fatalf("%v %dx%d: row %d: n=1 gives %g, n=11 gives %g", tc.f, tc.rows, tc.cols, r, one[r], many[r])
 				}
 			}
 		}

@@ -157,6 +157,11 @@ func planMatMul(threads int, dst []float32, w *Matrix, x []float32, n int, buf *
 			amax := blockAbsMax(x[:w.Cols], w.Block)
 			return w.Rows, grainFor(w.Rows, threads, 8), func(lo, hi int) { gemvFP8(dst, w, x, amax, lo, hi) }
 		case FP4:
+			if useAVX512 {
+				xp := buf.get(w.Cols)
+				permuteFP4Into512(xp, x[:w.Cols])
+				return w.Rows, grain, func(lo, hi int) { gemvFP4AVX512(dst, w, xp, lo, hi) }
+			}
 			xp := buf.get(fp4PermutedLen(w.Cols))
 			permuteFP4Into(xp, x[:w.Cols])
 			return w.Rows, grain, func(lo, hi int) { gemvFP4(dst, w, xp, lo, hi) }
@@ -214,8 +219,15 @@ func gemmTiles(dst []float32, w *Matrix, x []float32, n, lo, hi int) {
 
 // runTile accumulates a 4-row tile (row stride ldw, columns k0..k0+kc of the
 // matrix) against inputs i0..i0+ni.
+// On AVX-512, eight inputs at a time go through gemm4x8x512 first; it
+// gives the same bits as the AVX2 kernels, so the choice changes no result.
 func runTile(p unsafe.Pointer, ldw int, x []float32, K, i0, ni, k0, kc int, acc []float32) {
 	i := 0
+	if useAVX512 {
+		for ; i+8 <= ni; i += 8 {
+			gemm4x8x512(p, ldw, &x[(i0+i)*K+k0], K, &acc[i*32], kc)
+		}
+	}
 	for ; i+3 <= ni; i += 3 {
 		b := (i0+i)*K + k0
 		gemm4x3(p, ldw, &x[b], &x[b+K], &x[b+2*K], &acc[i*32], kc)
@@ -362,6 +374,30 @@ func gemvFP4(dst []float32, w *Matrix, xp []float32, lo, hi int) {
 	for r := lo; r < hi; r++ {
 		v := gemvFP4Row(unsafe.Pointer(&w.Data[r*K/2]), &xp[0], unsafe.Pointer(&w.Scales[r*g]), g, &e8m0Bits[0])
 		dst[r] = v * fp4Unbias
+	}
+}
+
+// gemvFP4AVX512 is gemvFP4 on AVX-512 (gemvFP4Row512), with x permuted by
+// permuteFP4Into512.
+func gemvFP4AVX512(dst []float32, w *Matrix, xp []float32, lo, hi int) {
+	K := w.Cols
+	g := K / FP4Group
+	for r := lo; r < hi; r++ {
+		dst[r] = gemvFP4Row512(unsafe.Pointer(&w.Data[r*K/2]), &xp[0], unsafe.Pointer(&w.Scales[r*g]), g, &e8m0Bits[0], &fp4Table[0])
+	}
+}
+
+// permuteFP4Into512 reorders x (len a multiple of 32) into xp (same len)
+// for gemvFP4Row512: per group of 32, the 16 even columns (the bytes' low
+// nibbles) and then the 16 odd ones (the high nibbles).
+func permuteFP4Into512(xp, x []float32) {
+	for g := 0; g+FP4Group <= len(x); g += FP4Group {
+		src := (*[FP4Group]float32)(x[g:])
+		dst := (*[FP4Group]float32)(xp[g:])
+		for j := range FP4Group / 2 {
+			dst[j] = src[2*j]
+			dst[FP4Group/2+j] = src[2*j+1]
+		}
 	}
 }
 

@@ -58,3 +58,16 @@ func indexScores3(q *float32, groups, d int, k0, k1, k2, w, out *float32)
 
 //go:noescape
 func gemvFP8x8i(w unsafe.Pointer, ldw int, x *float32, acc *float32, k int)
+
+// gemvFP4Row512 is the AVX-512 FP4 row kernel (simd512_amd64.s): x
+// permuted by permuteFP4Into512, tab the e8m0 table, vals fp4Table. Its
+// result carries no bias.
+//
+//go:noescape
+func gemvFP4Row512(w unsafe.Pointer, x *float32, scales unsafe.Pointer, groups int, tab, vals *float32) float32
+
+// gemm4x8x512 is gemm4x3 for eight inputs at stride ldx, on AVX-512; it
+// gives the AVX2 kernels' bits.
+//
+//go:noescape
+func gemm4x8x512(w unsafe.Pointer, ldw int, x *float32, ldx int, acc *float32, k int)

@@ -38,3 +38,11 @@ func absMaxBitsAVX2(x *float32, n int) uint32     { panic(noSIMD) }
 func indexScores3(q *float32, groups, d int, k0, k1, k2, w, out *float32) { panic(noSIMD) }
 
 func gemvFP8x8i(w unsafe.Pointer, ldw int, x *float32, acc *float32, k int) { panic(noSIMD) }
+
+func gemvFP4Row512(w unsafe.Pointer, x *float32, s unsafe.Pointer, g int, tab, vals *float32) float32 {
+	panic(noSIMD)
+}
+
+func gemm4x8x512(w unsafe.Pointer, ldw int, x *float32, ldx int, acc *float32, k int) {
+	panic(noSIMD)
+}

@@ -1,0 +1,114 @@
+#!/bin/sh
+# Runs the kernels package's tests on an emulated AVX-512 CPU.
+#
+#   sh tools/avx512/run.sh [test binary flags]   (default: -test.v -test.short)
+#
+# No development or CI machine of ours has AVX-512, so the AVX-512 kernels
+# are tested under Bochs, which emulates a Skylake-X (AVX-512F/CD/BW/DQ/VL):
+# Debian's kernel boots from a small ISO whose initramfs holds the static
+# test binary and tools/avx512/init, which runs it and prints a result line
+# on the serial port. Slow (the emulator runs tens of millions of
+# instructions per second) but exact. See tools/avx512/README.md.
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=${AVX512_WORK:-$ROOT/build/avx512}
+CPU=${AVX512_CPU:-corei7_skylake_x}
+TIMEOUT=${AVX512_TIMEOUT:-1500}
+GO=${GO:-go}
+if [ $# -gt 0 ]; then ARGS="$*"; else ARGS="-test.v -test.short"; fi
+
+missing=""
+command -v bochs >/dev/null 2>&1 || missing="$missing bochs bochsbios vgabios"
+command -v xorriso >/dev/null 2>&1 || missing="$missing xorriso"
+[ -f /usr/lib/ISOLINUX/isolinux.bin ] || missing="$missing isolinux"
+[ -f /usr/lib/syslinux/modules/bios/ldlinux.c32 ] || missing="$missing syslinux-common"
+command -v cpio >/dev/null 2>&1 || missing="$missing cpio"
+if [ -n "$missing" ]; then
+	echo "avx512: installing$missing"
+	apt-get update -qq >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+
+mkdir -p "$WORK"
+cd "$WORK"
+
+# Debian's current kernel image (the package name changes with each ABI bump).
+if [ ! -f vmlinuz ]; then
+	pkg=$(apt-cache depends linux-image-amd64 | sed -n 's/.*Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -n 1)
+	[ -n "$pkg" ] || { echo "avx512: no Debian kernel package found" >&2; exit 1; }
+	rm -rf kdeb && mkdir kdeb
+	(cd kdeb && apt-get download "$pkg" >/dev/null 2>&1 && dpkg-deb -x ./*.deb x)
+	cp kdeb/x/boot/vmlinuz-* vmlinuz
+	rm -rf kdeb
+fi
+
+rm -rf root iso && mkdir -p root iso/isolinux
+(cd "$ROOT" && CGO_ENABLED=0 $GO test -c -o "$WORK/root/kernels.test" ./kernels)
+(cd "$ROOT" && CGO_ENABLED=0 $GO build -o "$WORK/root/init" ./tools/avx512/init)
+printf '%s\n' "$ARGS" > root/args
+(cd root && find . | cpio -o -H newc --quiet | gzip -1 > ../iso/initrd.gz)
+cp vmlinuz iso/vmlinuz
+cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 iso/isolinux/
+cat > iso/isolinux/isolinux.cfg <<CFG
+DEFAULT linux
+PROMPT 0
+TIMEOUT 0
+LABEL linux
+  KERNEL /vmlinuz
+  APPEND initrd=/initrd.gz console=ttyS0,115200 ${AVX512_KERNEL_ARGS:-quiet loglevel=3} acpi=off clearcpuid=321,323 nokaslr mitigations=off tsc=reliable no_timer_check
+CFG
+xorriso -as mkisofs -quiet -o boot.iso -b isolinux/isolinux.bin -c isolinux/boot.cat \
+	-no-emul-boot -boot-load-size 4 -boot-info-table iso 2>/dev/null
+
+# The Debian build of Bochs has its debugger compiled in: "c" starts the
+# machine. rfb with timeout=0 is a display that needs no terminal or X.
+cat > bochsrc <<CFG
+megs: 1024
+cpu: model=$CPU, count=1, ips=50000000
+romimage: file=/usr/share/bochs/BIOS-bochs-latest
+vgaromimage: file=/usr/share/bochs/VGABIOS-lgpl-latest
+ata0: enabled=1, ioaddr1=0x1f0, ioaddr2=0x3f0, irq=14
+ata0-master: type=cdrom, path=boot.iso, status=inserted
+boot: cdrom
+com1: enabled=1, mode=file, dev=serial.txt
+display_library: rfb, options="timeout=0"
+speaker: enabled=0
+sound: waveoutdrv=dummy, waveindrv=dummy, midioutdrv=dummy
+log: bochs.log
+clock: sync=none
+CFG
+echo c > debugger.rc
+rm -f serial.txt bochs.log
+
+echo "avx512: booting an emulated $CPU (Bochs); this takes minutes"
+start=$(date +%s)
+bochs -q -f bochsrc -rc debugger.rc >bochs.out 2>&1 &
+pid=$!
+result=""
+while :; do
+	sleep 5
+	if [ -f serial.txt ]; then
+		result=$(sed -n 's/^EDGESEEK-AVX512-RESULT \([A-Z]*\).*/\1/p' serial.txt | head -n 1)
+		[ -n "$result" ] && break
+		# A machine that stopped without a result line: a kernel panic, or
+		# init died before printing.
+		if grep -q -a -e 'Kernel panic' -e 'reboot: System halted' -e 'reboot: Power down' serial.txt; then
+			result=STOPPED
+			break
+		fi
+	fi
+	kill -0 $pid 2>/dev/null || break
+	if [ $(($(date +%s) - start)) -gt "$TIMEOUT" ]; then
+		result=TIMEOUT
+		break
+	fi
+done
+kill $pid 2>/dev/null || true
+pkill -f "bochs-bin -q -f bochsrc -rc debugger.rc" 2>/dev/null || true
+wait $pid 2>/dev/null || true
+
+# The test output: everything from init's first line on.
+sed -n '/^cpu: avx2=/,$p' serial.txt 2>/dev/null | tr -d '\r'
+echo "avx512: ${result:-no result} after $(($(date +%s) - start)) s (serial log: $WORK/serial.txt)"
+[ "$result" = PASS ]
