@@ -165,3 +165,41 @@ func TestAVX512MatchesAVX2(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexScoresAVX512MatchesAVX2 checks that the six-key AVX-512 indexer
+// kernel gives indexScores3's bits: IndexScores with AVX-512 on and off,
+// for head counts that need padding, key counts around multiples of 6 and
+// thread counts 1–3 (chunks of 3 keys start at odd multiples of 3), and a
+// key with a NaN (ReLU turns a NaN dot into 0 in both).
+func TestIndexScoresAVX512MatchesAVX2(t *testing.T) {
+	if !hasAVX512() || !useAVX512 {
+		t.Skip("no AVX-512")
+	}
+	defer func() { useAVX512 = true }()
+	rng := rand.New(rand.NewPCG(25, 26))
+	for _, tc := range []struct{ heads, d, n int }{
+		{4, 8, 6}, {5, 16, 7}, {8, 128, 13}, {64, 128, 61}, {7, 24, 12}, {3, 40, 5},
+	} {
+		q := randVec(rng, tc.heads*tc.d)
+		w := randVec(rng, tc.heads)
+		keys := make([][]float32, tc.n)
+		for i := range keys {
+			keys[i] = randVec(rng, tc.d)
+		}
+		keys[tc.n/2][tc.d/3] = float32(math.NaN())
+		for threads := 1; threads <= 3; threads++ {
+			run := func(avx512 bool) []float32 {
+				useAVX512 = avx512
+				dst := make([]float32, tc.n)
+				NewCPU(threads).IndexScores(dst, q, tc.heads, tc.d, w, keys)
+				return dst
+			}
+			a2, a5 := run(false), run(true)
+			for i := range a2 {
+				if math.Float32bits(a2[i]) != math.Float32bits(a5[i]) {
+					t.Fatalf("heads=%d d=%d n=%d threads=%d: key %d: AVX-512 %g, AVX2 %g", tc.heads, tc.d, tc.n, threads, i, a5[i], a2[i])
+				}
+			}
+		}
+	}
+}

@@ -67,10 +67,24 @@ func IndexScores(p *Pool, dst, q []float32, heads, d int, w []float32, keys [][]
 	}
 	// Grains are multiples of 3, so a key's position in its triple (and with
 	// it the code that computes it) never depends on the chunking.
+	// On AVX-512, six keys at a time go through indexScores6x512 first; it
+	// computes each key with indexScores3's operations, so the choice changes
+	// no bit.
+	avx512 := useAVX512
 	p.For(n, grainFor(n, p.Threads(), 3), func(lo, hi int) {
-		var acc [12]float32
-		for k := lo; k < hi; k += 3 {
-			acc = [12]float32{}
+		var acc [24]float32
+		k := lo
+		for ; avx512 && k+6 <= hi; k += 6 {
+			acc = [24]float32{}
+			indexScores6x512(&qp[0], g, d, &keys[k][0], &keys[k+1][0], &keys[k+2][0],
+				&keys[k+3][0], &keys[k+4][0], &keys[k+5][0], &wp[0], &acc[0])
+			for i := range 6 {
+				a := acc[4*i : 4*i+4]
+				dst[k+i] = (a[0] + a[2]) + (a[1] + a[3])
+			}
+		}
+		for ; k < hi; k += 3 {
+			acc = [24]float32{}
 			k1, k2 := keys[k], keys[k]
 			if k+1 < hi {
 				k1 = keys[k+1]

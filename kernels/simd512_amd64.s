@@ -179,3 +179,119 @@ g48done:
 	G48STORE(6, 7, 3, Z15, Y15)
 	VZEROUPPER
 	RET
+
+// IDXRED512 is simd_amd64.s's IDXRED: the four head accumulators a0..a3
+// (8 lanes each) of one key reduced to its four dot products in x0, in the
+// order ((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7)); xt is clobbered.
+#define IDXRED512(a0, a1, a2, a3, x0, xt) \
+	VHADDPS      a1, a0, a0 \
+	VHADDPS      a3, a2, a2 \
+	VHADDPS      a2, a0, a0 \
+	VEXTRACTF128 $1, a0, xt \
+	VADDPS       xt, x0, x0
+
+// IDXACC512 is IDXACC with the weights in xw and zero in xz: adds
+// w·ReLU(dots) (4 heads, in x) to the four lane sums at off(AX).
+#define IDXACC512(x, xw, xz, off) \
+	VMAXPS  xz, x, x \
+	VMULPS  xw, x, x \
+	VADDPS  off(AX), x, x \
+	VMOVUPS x, off(AX)
+
+// IDXPAIR reduces key pair p (accumulators zp, zp+3, zp+6, zp+9 for heads
+// 0..3; the pair's first key in the low halves) and adds both keys' scores
+// to out. The high halves are taken out first: the VEX-encoded reduction
+// clears the high halves of the registers it writes.
+#define IDXPAIR(z0, z1, z2, z3, y0, y1, y2, y3, x0, off) \
+	VEXTRACTF64X4 $1, z0, Y12 \
+	VEXTRACTF64X4 $1, z1, Y13 \
+	VEXTRACTF64X4 $1, z2, Y14 \
+	VEXTRACTF64X4 $1, z3, Y15 \
+	IDXRED512(Y12, Y13, Y14, Y15, X12, X13) \
+	IDXRED512(y0, y1, y2, y3, x0, X13) \
+	VXORPS        X15, X15, X15 \
+	VMOVUPS       (R15), X14 \
+	IDXACC512(x0, X14, X15, off) \
+	IDXACC512(X12, X14, X15, off+16)
+
+// func indexScores6x512(q *float32, groups, d int, k0, k1, k2, k3, k4, k5, w, out *float32)
+//
+// indexScores3 for six keys: each register holds two keys' 8-lane
+// accumulators for one head (12 registers: 3 key pairs × 4 heads), so every
+// lane sums exactly what indexScores3 sums, in the same order, and the
+// reduction is indexScores3's: the scores are its bits. out holds 6×4
+// lane sums.
+TEXT ·indexScores6x512(SB), NOSPLIT, $0-88
+	MOVQ  q+0(FP), SI
+	MOVQ  groups+8(FP), CX
+	MOVQ  d+16(FP), DI
+	MOVQ  k0+24(FP), R8
+	MOVQ  k1+32(FP), R9
+	MOVQ  k2+40(FP), R10
+	MOVQ  k3+48(FP), R11
+	MOVQ  k4+56(FP), R12
+	MOVQ  k5+64(FP), DX
+	MOVQ  w+72(FP), R15
+	SHLQ  $2, DI // row bytes
+	TESTQ CX, CX
+	JZ    is6done
+
+is6group:
+	LEAQ   (SI)(DI*1), BX
+	LEAQ   (BX)(DI*1), R13
+	LEAQ   (R13)(DI*1), R14
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	XORQ   AX, AX
+
+is6loop:
+	VMOVUPS         (R8)(AX*1), Y12
+	VINSERTF64X4    $1, (R9)(AX*1), Z12, Z12
+	VMOVUPS         (R10)(AX*1), Y13
+	VINSERTF64X4    $1, (R11)(AX*1), Z13, Z13
+	VMOVUPS         (R12)(AX*1), Y14
+	VINSERTF64X4    $1, (DX)(AX*1), Z14, Z14
+	VBROADCASTF64X4 (SI)(AX*1), Z15
+	VFMADD231PS     Z15, Z12, Z0
+	VFMADD231PS     Z15, Z13, Z1
+	VFMADD231PS     Z15, Z14, Z2
+	VBROADCASTF64X4 (BX)(AX*1), Z15
+	VFMADD231PS     Z15, Z12, Z3
+	VFMADD231PS     Z15, Z13, Z4
+	VFMADD231PS     Z15, Z14, Z5
+	VBROADCASTF64X4 (R13)(AX*1), Z15
+	VFMADD231PS     Z15, Z12, Z6
+	VFMADD231PS     Z15, Z13, Z7
+	VFMADD231PS     Z15, Z14, Z8
+	VBROADCASTF64X4 (R14)(AX*1), Z15
+	VFMADD231PS     Z15, Z12, Z9
+	VFMADD231PS     Z15, Z13, Z10
+	VFMADD231PS     Z15, Z14, Z11
+	ADDQ            $32, AX
+	CMPQ            AX, DI
+	JLT             is6loop
+
+	// Pair p's accumulators are Z(p), Z(3+p), Z(6+p), Z(9+p).
+	MOVQ out+80(FP), AX
+	IDXPAIR(Z0, Z3, Z6, Z9, Y0, Y3, Y6, Y9, X0, 0)
+	IDXPAIR(Z1, Z4, Z7, Z10, Y1, Y4, Y7, Y10, X1, 32)
+	IDXPAIR(Z2, Z5, Z8, Z11, Y2, Y5, Y8, Y11, X2, 64)
+
+	LEAQ (R14)(DI*1), SI // next group's first head
+	ADDQ $16, R15
+	DECQ CX
+	JNZ  is6group
+
+is6done:
+	VZEROUPPER
+	RET

@@ -71,3 +71,9 @@ func gemvFP4Row512(w unsafe.Pointer, x *float32, scales unsafe.Pointer, groups i
 //
 //go:noescape
 func gemm4x8x512(w unsafe.Pointer, ldw int, x *float32, ldx int, acc *float32, k int)
+
+// indexScores6x512 is indexScores3 for six keys on AVX-512; it gives
+// indexScores3's bits.
+//
+//go:noescape
+func indexScores6x512(q *float32, groups, d int, k0, k1, k2, k3, k4, k5, w, out *float32)

@@ -46,3 +46,7 @@ func gemvFP4Row512(w unsafe.Pointer, x *float32, s unsafe.Pointer, g int, tab, v
 func gemm4x8x512(w unsafe.Pointer, ldw int, x *float32, ldx int, acc *float32, k int) {
 	panic(noSIMD)
 }
+
+func indexScores6x512(q *float32, groups, d int, k0, k1, k2, k3, k4, k5, w, out *float32) {
+	panic(noSIMD)
+}
