@@ -169,8 +169,9 @@ func TestAVX512MatchesAVX2(t *testing.T) {
 // TestIndexScoresAVX512MatchesAVX2 checks that the six-key AVX-512 indexer
 // kernel gives indexScores3's bits: IndexScores with AVX-512 on and off,
 // for head counts that need padding, key counts around multiples of 6 and
-// thread counts 1–3 (chunks of 3 keys start at odd multiples of 3), and a
-// key with a NaN (ReLU turns a NaN dot into 0 in both).
+// thread counts 1–3 (the AVX2 path's chunks of 3 keys start at odd
+// multiples of 3), and a key with a NaN (ReLU turns a NaN dot into 0 in
+// both).
 func TestIndexScoresAVX512MatchesAVX2(t *testing.T) {
 	if !hasAVX512() || !useAVX512 {
 		t.Skip("no AVX-512")
@@ -178,7 +179,7 @@ func TestIndexScoresAVX512MatchesAVX2(t *testing.T) {
 	defer func() { useAVX512 = true }()
 	rng := rand.New(rand.NewPCG(25, 26))
 	for _, tc := range []struct{ heads, d, n int }{
-		{4, 8, 6}, {5, 16, 7}, {8, 128, 13}, {64, 128, 61}, {7, 24, 12}, {3, 40, 5},
+		{4, 8, 6}, {5, 16, 7}, {8, 128, 13}, {64, 128, 61}, {7, 24, 12}, {3, 40, 5}, {4, 16, 100},
 	} {
 		q := randVec(rng, tc.heads*tc.d)
 		w := randVec(rng, tc.heads)

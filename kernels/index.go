@@ -67,11 +67,14 @@ func IndexScores(p *Pool, dst, q []float32, heads, d int, w []float32, keys [][]
 	}
 	// Grains are multiples of 3, so a key's position in its triple (and with
 	// it the code that computes it) never depends on the chunking.
-	// On AVX-512, six keys at a time go through indexScores6x512 first; it
-	// computes each key with indexScores3's operations, so the choice changes
-	// no bit.
-	avx512 := useAVX512
-	p.For(n, grainFor(n, p.Threads(), 3), func(lo, hi int) {
+	// On AVX-512, six keys at a time go through indexScores6x512 first, in
+	// chunks of multiples of 6; it computes each key with indexScores3's
+	// operations, so neither choice changes a bit.
+	avx512, align := useAVX512, 3
+	if avx512 {
+		align = 6
+	}
+	p.For(n, grainFor(n, p.Threads(), align), func(lo, hi int) {
 		var acc [24]float32
 		k := lo
 		for ; avx512 && k+6 <= hi; k += 6 {
