@@ -14,7 +14,7 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=${AVX512_WORK:-$ROOT/build/avx512}
 CPU=${AVX512_CPU:-corei7_skylake_x}
-TIMEOUT=${AVX512_TIMEOUT:-1500}
+TIMEOUT=${AVX512_TIMEOUT:-900}
 GO=${GO:-go}
 if [ $# -gt 0 ]; then ARGS="$*"; else ARGS="-test.v -test.short"; fi
 
@@ -83,7 +83,9 @@ rm -f serial.txt bochs.log
 
 echo "avx512: booting an emulated $CPU (Bochs); this takes minutes"
 start=$(date +%s)
-bochs -q -f bochsrc -rc debugger.rc >bochs.out 2>&1 &
+# In a session of its own, so that the whole process group (the bochs
+# wrapper script and bochs-bin) can be stopped at once.
+setsid bochs -q -f bochsrc -rc debugger.rc >bochs.out 2>&1 &
 pid=$!
 result=""
 while :; do
@@ -104,8 +106,7 @@ while :; do
 		break
 	fi
 done
-kill $pid 2>/dev/null || true
-pkill -f "bochs-bin -q -f bochsrc -rc debugger.rc" 2>/dev/null || true
+kill -TERM -- -$pid 2>/dev/null || kill $pid 2>/dev/null || true
 wait $pid 2>/dev/null || true
 
 # The test output: everything from init's first line on.
