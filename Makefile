@@ -53,7 +53,8 @@ test: deps build vet
 	EDGESEEK_PORTABLE=1 $(GO) test -count=1 ./kernels/...
 	$(MAKE) test-avx512
 
-# The kernels' tests on an emulated AVX-512 CPU (Bochs): no machine of ours
+# The kernels' tests (and the model's parity and demo completion tests) on an
+# emulated AVX-512 CPU (Bochs): no machine of ours
 # has AVX-512, and the AVX-512 kernels must not go untested. tools/avx512.
 test-avx512:
 	GO=$(GO) sh tools/avx512/run.sh

@@ -1,12 +1,16 @@
 #!/bin/sh
-# Runs the kernels package's tests on an emulated AVX-512 CPU.
+# Runs tests on an emulated AVX-512 CPU: the kernels package's (all of
+# them), the model's parity test against transformers and the demo model's
+# greedy completion, so that the model is checked end to end on the AVX-512
+# kernels too.
 #
-#   sh tools/avx512/run.sh [test binary flags]   (default: -test.v -test.short)
+#   sh tools/avx512/run.sh                        # all three
+#   sh tools/avx512/run.sh [kernels test flags]   # the kernels package only
 #
 # No development or CI machine of ours has AVX-512, so the AVX-512 kernels
 # are tested under Bochs, which emulates a Skylake-X (AVX-512F/CD/BW/DQ/VL):
 # Debian's kernel boots from a small ISO whose initramfs holds the static
-# test binary and tools/avx512/init, which runs it and prints a result line
+# test binaries and tools/avx512/init, which runs them and prints a result line
 # on the serial port. Slow (the emulator runs tens of millions of
 # instructions per second) but exact. See tools/avx512/README.md.
 set -eu
@@ -16,7 +20,6 @@ WORK=${AVX512_WORK:-$ROOT/build/avx512}
 CPU=${AVX512_CPU:-corei7_skylake_x}
 TIMEOUT=${AVX512_TIMEOUT:-900}
 GO=${GO:-go}
-if [ $# -gt 0 ]; then ARGS="$*"; else ARGS="-test.v -test.short"; fi
 
 missing=""
 command -v bochs >/dev/null 2>&1 || missing="$missing bochs bochsbios vgabios"
@@ -43,11 +46,38 @@ if [ ! -f vmlinuz ]; then
 	rm -rf kdeb
 fi
 
-rm -rf root iso && mkdir -p root iso/isolinux
-(cd "$ROOT" && CGO_ENABLED=0 $GO test -c -o "$WORK/root/kernels.test" ./kernels)
+rm -rf root iso && mkdir -p root/bin root/src iso/isolinux
+# add_test PKG NAME FLAGS...: a static test binary for PKG, run in its package
+# directory under /src (relative testdata paths work there).
+add_test() {
+	pkg=$1 name=$2
+	shift 2
+	(cd "$ROOT" && CGO_ENABLED=0 $GO test -c -ldflags='-s -w' -o "$WORK/root/bin/$name.test" "$pkg")
+	mkdir -p "root/src/${pkg#./}"
+	echo "/bin/$name.test /src/${pkg#./} $*" >> root/tests
+}
+if [ $# -gt 0 ]; then
+	add_test ./kernels kernels "$@"
+else
+	add_test ./kernels kernels -test.short
+	add_test ./model model -test.short -test.run '^TestMatchesTransformers$'
+	add_test ./cmd/edgeseek edgeseek -test.short -test.run '^TestDemoGreedyCompletion$'
+	mkdir -p root/src/testdata
+	cp -r "$ROOT/testdata/reference" root/src/testdata/
+	mkdir -p root/src/models/demo
+	cp "$ROOT/models/demo/eval.json" root/src/models/demo/
+fi
 (cd "$ROOT" && CGO_ENABLED=0 $GO build -o "$WORK/root/init" ./tools/avx512/init)
-printf '%s\n' "$ARGS" > root/args
-(cd root && find . | cpio -o -H newc --quiet | gzip -1 > ../iso/initrd.gz)
+# cmd/edgeseek links libc dynamically even without cgo (purego, for CUDA):
+# its loader and libraries go in too.
+for b in root/bin/*.test; do
+	ldd "$b" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (.*/\1/p' |
+		while read -r lib; do
+			mkdir -p "root$(dirname "$lib")"
+			cp -L "$lib" "root$lib"
+		done
+done
+(cd root && find . | cpio -o -H newc --quiet | gzip -9 > ../iso/initrd.gz)
 cp vmlinuz iso/vmlinuz
 cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 iso/isolinux/
 cat > iso/isolinux/isolinux.cfg <<CFG

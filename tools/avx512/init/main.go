@@ -1,6 +1,6 @@
 // Command init is PID 1 of the emulated machine that tools/avx512/run.sh
-// boots: it reports the CPU features the kernels see, runs the test binary
-// it was packed with, prints a result line the script looks for, and powers
+// boots: it reports the CPU features the kernels see, runs the test
+// binaries it was packed with, prints a result line the script looks for, and powers
 // the machine off.
 package main
 
@@ -27,18 +27,36 @@ func main() {
 	if os.Getenv("AVX512_DEBUG") != "" || !cpu.X86.HasAVX512F {
 		cpuinfo()
 	}
-	args, err := os.ReadFile("/args")
+	spec, err := os.ReadFile("/tests")
 	if err != nil {
-		finish("FAIL", fmt.Errorf("reading /args: %w", err))
+		finish("FAIL", fmt.Errorf("reading /tests: %w", err))
 	}
 	if !cpu.X86.HasAVX512F {
 		finish("FAIL", fmt.Errorf("the emulated CPU shows no AVX-512F to this kernel"))
 	}
-	cmd := exec.Command("/kernels.test", strings.Fields(string(args))...)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	cmd.Env = []string{"HOME=/", "TMPDIR=/tmp"}
-	if err := cmd.Run(); err != nil {
-		finish("FAIL", err)
+	// Each line of /tests: a test binary, the directory it runs in (its
+	// package's place in the source tree, for relative testdata paths) and
+	// its flags.
+	failed := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(spec)), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		start := time.Now()
+		cmd := exec.Command(f[0], f[2:]...)
+		cmd.Dir = f[1]
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		cmd.Env = []string{"HOME=/", "TMPDIR=/tmp"}
+		status := "ok"
+		if err := cmd.Run(); err != nil {
+			status = "FAIL (" + err.Error() + ")"
+			failed++
+		}
+		fmt.Printf("%s %s in %s (emulated time %.1f s)\n", status, f[0], f[1], time.Since(start).Seconds())
+	}
+	if failed > 0 {
+		finish("FAIL", fmt.Errorf("%d test binaries failed", failed))
 	}
 	finish("PASS", nil)
 }
