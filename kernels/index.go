@@ -66,28 +66,32 @@ func IndexScores(p *Pool, dst, q []float32, heads, d int, w []float32, keys [][]
 		copy(wp, w[:heads])
 	}
 	// Grains are multiples of 3, so a key's position in its triple (and with
-	// it the code that computes it) never depends on the chunking.
-	// On AVX-512, six keys at a time go through indexScores6x512 first, in
-	// chunks of multiples of 6; it computes each key with indexScores3's
-	// operations, so neither choice changes a bit.
+	// it the code that computes it) never depends on the chunking. On
+	// AVX-512 they are multiples of 6 and six keys at a time go through
+	// indexScores6x512, which computes each key with indexScores3's
+	// operations: the scores are the same bits either way.
 	avx512, align := useAVX512, 3
 	if avx512 {
 		align = 6
 	}
 	p.For(n, grainFor(n, p.Threads(), align), func(lo, hi int) {
 		var acc [24]float32
-		k := lo
-		for ; avx512 && k+6 <= hi; k += 6 {
-			acc = [24]float32{}
-			indexScores6x512(&qp[0], g, d, &keys[k][0], &keys[k+1][0], &keys[k+2][0],
-				&keys[k+3][0], &keys[k+4][0], &keys[k+5][0], &wp[0], &acc[0])
-			for i := range 6 {
+		// scores writes keys k..k+m-1 from their four lane sums each.
+		scores := func(k, m int) {
+			for i := range m {
 				a := acc[4*i : 4*i+4]
 				dst[k+i] = (a[0] + a[2]) + (a[1] + a[3])
 			}
 		}
+		k := lo
+		for ; avx512 && k+6 <= hi; k += 6 {
+			clear(acc[:])
+			indexScores6x512(&qp[0], g, d, &keys[k][0], &keys[k+1][0], &keys[k+2][0],
+				&keys[k+3][0], &keys[k+4][0], &keys[k+5][0], &wp[0], &acc[0])
+			scores(k, 6)
+		}
 		for ; k < hi; k += 3 {
-			acc = [24]float32{}
+			clear(acc[:12])
 			k1, k2 := keys[k], keys[k]
 			if k+1 < hi {
 				k1 = keys[k+1]
@@ -96,10 +100,7 @@ func IndexScores(p *Pool, dst, q []float32, heads, d int, w []float32, keys [][]
 				k2 = keys[k+2]
 			}
 			indexScores3(&qp[0], g, d, &keys[k][0], &k1[0], &k2[0], &wp[0], &acc[0])
-			for i := 0; i < 3 && k+i < hi; i++ {
-				a := acc[4*i : 4*i+4]
-				dst[k+i] = (a[0] + a[2]) + (a[1] + a[3])
-			}
+			scores(k, min(3, hi-k))
 		}
 	})
 }

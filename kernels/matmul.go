@@ -219,6 +219,7 @@ func gemmTiles(dst []float32, w *Matrix, x []float32, n, lo, hi int) {
 
 // runTile accumulates a 4-row tile (row stride ldw, columns k0..k0+kc of the
 // matrix) against inputs i0..i0+ni.
+//
 // On AVX-512, eight inputs at a time go through gemm4x8x512 first; it
 // gives the same bits as the AVX2 kernels, so the choice changes no result.
 func runTile(p unsafe.Pointer, ldw int, x []float32, K, i0, ni, k0, kc int, acc []float32) {

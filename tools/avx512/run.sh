@@ -9,10 +9,10 @@
 #
 # No development or CI machine of ours has AVX-512, so the AVX-512 kernels
 # are tested under Bochs, which emulates a Skylake-X (AVX-512F/CD/BW/DQ/VL):
-# Debian's kernel boots from a small ISO whose initramfs holds the static
-# test binaries and tools/avx512/init, which runs them and prints a result line
-# on the serial port. Slow (the emulator runs tens of millions of
-# instructions per second) but exact. See tools/avx512/README.md.
+# Debian's kernel boots from a small ISO whose initramfs holds the test
+# binaries and tools/avx512/init, which runs them and prints a result line
+# on the serial port. Slow (the emulator interprets every instruction) but
+# exact. See tools/avx512/README.md.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -38,10 +38,16 @@ cd "$WORK"
 
 # Debian's current kernel image (the package name changes with each ABI bump).
 if [ ! -f vmlinuz ]; then
-	pkg=$(apt-cache depends linux-image-amd64 | sed -n 's/.*Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -n 1)
-	[ -n "$pkg" ] || { echo "avx512: no Debian kernel package found" >&2; exit 1; }
+	kernel_pkg() {
+		apt-cache depends linux-image-amd64 2>/dev/null |
+			sed -n 's/.*Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -n 1
+	}
+	pkg=$(kernel_pkg)
+	[ -n "$pkg" ] || { apt-get update -qq >/dev/null && pkg=$(kernel_pkg); }
+	[ -n "$pkg" ] || { echo "avx512: no Debian kernel package found (linux-image-amd64)" >&2; exit 1; }
 	rm -rf kdeb && mkdir kdeb
-	(cd kdeb && apt-get download "$pkg" >/dev/null 2>&1 && dpkg-deb -x ./*.deb x)
+	(cd kdeb && apt-get download "$pkg" >/dev/null 2>&1 && dpkg-deb -x ./*.deb x) ||
+		{ echo "avx512: could not download and unpack $pkg" >&2; exit 1; }
 	cp kdeb/x/boot/vmlinuz-* vmlinuz
 	rm -rf kdeb
 fi
