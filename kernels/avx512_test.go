@@ -49,17 +49,7 @@ func TestGEMVFP4Row512Exact(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
 	for _, groups := range []int{1, 2, 3, 4, 5, 6, 7, 17, 64, 130} {
 		K := groups * FP4Group
-		w := make([]byte, K/2+1)[1:] // odd address
-		for i := range w {
-			w[i] = uint8(rng.IntN(256))
-		}
-		sc := make([]byte, groups)
-		for i := range sc {
-			sc[i] = uint8(110 + rng.IntN(30))
-			if rng.IntN(7) == 0 {
-				sc[i] = 0
-			}
-		}
+		w, sc := randFP4Row(rng, groups)
 		x := randVec(rng, K)
 		xp := make([]float32, K)
 		permuteFP4Into512(xp, x)

@@ -52,6 +52,24 @@ func gemvFP4RowRef(w []byte, xp []float32, sc []byte, groups int) float32 {
 	return hsum8(acc[:])
 }
 
+// randFP4Row returns one FP4 row of the given number of groups, its bytes at
+// an odd address, and its scale bytes (about one in seven is 0, which the
+// kernels take as a zero scale).
+func randFP4Row(rng *rand.Rand, groups int) (w, sc []byte) {
+	w = make([]byte, groups*FP4Group/2+1)[1:]
+	for i := range w {
+		w[i] = uint8(rng.IntN(256))
+	}
+	sc = make([]byte, groups)
+	for i := range sc {
+		sc[i] = uint8(110 + rng.IntN(30))
+		if rng.IntN(7) == 0 {
+			sc[i] = 0
+		}
+	}
+	return w, sc
+}
+
 // TestGEMVFP4RowExact checks the FP4 row kernel bit for bit against its Go
 // model on odd group counts (a lone last group), scale byte 0 included, and
 // the full path (permutation, unbias) against the float64 product.
@@ -62,17 +80,7 @@ func TestGEMVFP4RowExact(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 9))
 	for _, groups := range []int{1, 2, 3, 5, 17, 64, 129} {
 		K := groups * FP4Group
-		w := make([]byte, K/2+1)[1:] // odd address
-		for i := range w {
-			w[i] = uint8(rng.IntN(256))
-		}
-		sc := make([]byte, groups)
-		for i := range sc {
-			sc[i] = uint8(110 + rng.IntN(30))
-			if rng.IntN(7) == 0 {
-				sc[i] = 0
-			}
-		}
+		w, sc := randFP4Row(rng, groups)
 		x := randVec(rng, K)
 		xp := make([]float32, fp4PermutedLen(K))
 		permuteFP4Into(xp, x)

@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "simd_amd64.h"
 
 // AVX-512 kernels (AVX-512F; selected when the CPU also has BW and VL, see
 // cpufeat_amd64.go). They are tested in CI on an emulated AVX-512 CPU
@@ -73,12 +74,7 @@ f5sum:
 	VADDPS        Z2, Z0, Z0
 	VEXTRACTF64X4 $1, Z0, Y1
 	VADDPS        Y1, Y0, Y0
-	VEXTRACTF128  $1, Y0, X1
-	VADDPS        X1, X0, X0
-	VPERMILPS     $0x4E, X0, X1
-	VADDPS        X1, X0, X0
-	VPERMILPS     $0xB1, X0, X1
-	VADDSS        X1, X0, X0
+	HSUM0
 	VZEROUPPER
 	MOVSS   X0, ret+48(FP)
 	RET
@@ -180,24 +176,6 @@ g48done:
 	VZEROUPPER
 	RET
 
-// IDXRED512 is simd_amd64.s's IDXRED: the four head accumulators a0..a3
-// (8 lanes each) of one key reduced to its four dot products in x0, in the
-// order ((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7)); xt is clobbered.
-#define IDXRED512(a0, a1, a2, a3, x0, xt) \
-	VHADDPS      a1, a0, a0 \
-	VHADDPS      a3, a2, a2 \
-	VHADDPS      a2, a0, a0 \
-	VEXTRACTF128 $1, a0, xt \
-	VADDPS       xt, x0, x0
-
-// IDXACC512 is IDXACC with the weights in xw and zero in xz: adds
-// w·ReLU(dots) (4 heads, in x) to the four lane sums at off(AX).
-#define IDXACC512(x, xw, xz, off) \
-	VMAXPS  xz, x, x \
-	VMULPS  xw, x, x \
-	VADDPS  off(AX), x, x \
-	VMOVUPS x, off(AX)
-
 // IDXPAIR reduces key pair p (accumulators zp, zp+3, zp+6, zp+9 for heads
 // 0..3; the pair's first key in the low halves) and adds both keys' scores
 // to out. The high halves are taken out first: the VEX-encoded reduction
@@ -207,12 +185,12 @@ g48done:
 	VEXTRACTF64X4 $1, z1, Y13 \
 	VEXTRACTF64X4 $1, z2, Y14 \
 	VEXTRACTF64X4 $1, z3, Y15 \
-	IDXRED512(Y12, Y13, Y14, Y15, X12, X13) \
-	IDXRED512(y0, y1, y2, y3, x0, X13) \
+	IDXRED(Y12, Y13, Y14, Y15, X12, X13) \
+	IDXRED(y0, y1, y2, y3, x0, X13) \
 	VXORPS        X15, X15, X15 \
 	VMOVUPS       (R15), X14 \
-	IDXACC512(x0, X14, X15, off) \
-	IDXACC512(X12, X14, X15, off+16)
+	IDXACC(x0, X14, X15, off(AX)) \
+	IDXACC(X12, X14, X15, off+16(AX))
 
 // func indexScores6x512(q *float32, groups, d int, k0, k1, k2, k3, k4, k5, w, out *float32)
 //

@@ -4,20 +4,12 @@
 // VCVTPH2PS; the constant power-of-two bias is removed by the caller).
 
 #include "textflag.h"
+#include "simd_amd64.h"
 
 // f16 high bytes of the 16 e2m1 codes: value(code)·2^-14 as a half.
 DATA fp4lut<>+0(SB)/8, $0x0E0C0A0806040200
 DATA fp4lut<>+8(SB)/8, $0x8E8C8A8886848280
 GLOBL fp4lut<>(SB), RODATA|NOPTR, $16
-
-// Horizontal sum of Y0 into X0 (fixed order).
-#define HSUM0 \
-	VEXTRACTF128 $1, Y0, X1 \
-	VADDPS       X1, X0, X0 \
-	VPERMILPS    $0x4E, X0, X1 \
-	VADDPS       X1, X0, X0 \
-	VPERMILPS    $0xB1, X0, X1 \
-	VADDSS       X1, X0, X0
 
 // func dotAVX2(a, b *float32, n int) float32
 // n is a multiple of 8.
@@ -985,23 +977,6 @@ amxdone:
 	MOVL         AX, ret+16(FP)
 	RET
 
-// Reduce the four head accumulators a0..a3 (8 lanes each) of one key to
-// their four dot products in x0 (heads 0..3), in the order
-// ((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7)); t is clobbered.
-#define IDXRED(a0, a1, a2, a3, x0, t, xt) \
-	VHADDPS      a1, a0, a0 \
-	VHADDPS      a3, a2, a2 \
-	VHADDPS      a2, a0, a0 \
-	VEXTRACTF128 $1, a0, xt \
-	VADDPS       xt, x0, x0
-
-// Adds w·ReLU(dots) (4 heads, in x) to the four lane sums at off(R12).
-#define IDXACC(x, off) \
-	VMAXPS  X15, x, x \
-	VMULPS  X12, x, x \
-	VADDPS  off(R12), x, x \
-	VMOVUPS x, off(R12)
-
 // func indexScores3(q *float32, groups, d int, k0, k1, k2, w, out *float32)
 // Indexer scores of three keys (d floats each, d a multiple of 8) against
 // 4·groups query heads (rows of d floats, contiguous): for key i and head
@@ -1063,14 +1038,14 @@ isloop:
 	JLT         isloop
 
 	// Key i's accumulators are Y(i), Y(3+i), Y(6+i), Y(9+i).
-	IDXRED(Y0, Y3, Y6, Y9, X0, Y12, X12)
-	IDXRED(Y1, Y4, Y7, Y10, X1, Y12, X12)
-	IDXRED(Y2, Y5, Y8, Y11, X2, Y12, X12)
+	IDXRED(Y0, Y3, Y6, Y9, X0, X12)
+	IDXRED(Y1, Y4, Y7, Y10, X1, X12)
+	IDXRED(Y2, Y5, Y8, Y11, X2, X12)
 	VXORPS  X15, X15, X15
 	VMOVUPS (R11), X12
-	IDXACC(X0, 0)
-	IDXACC(X1, 16)
-	IDXACC(X2, 32)
+	IDXACC(X0, X12, X15, 0(R12))
+	IDXACC(X1, X12, X15, 16(R12))
+	IDXACC(X2, X12, X15, 32(R12))
 
 	LEAQ (R14)(DI*1), SI // next group's first head
 	ADDQ $16, R11
