@@ -23,6 +23,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import indexer_loss  # noqa: E402
 
 
 def log(fh, **kv):
@@ -59,6 +60,8 @@ def main(argv=None) -> int:
     ap.add_argument("--experts", type=int, default=8)
     ap.add_argument("--hash-layers", type=int, default=2)
     ap.add_argument("--bench", type=int, default=0, help="run N steps, print timing, save nothing")
+    ap.add_argument("--indexer-loss", type=float, default=1.0,
+                    help="weight of the lightning indexer's distillation loss (indexer_loss.py); 0 = untrained indexer")
     ap.add_argument("--compile", default="",
                     help="comma-separated transformers module classes to torch.compile in place, e.g. "
                          "DeepseekV4HyperConnection,DeepseekV4HyperHead,DeepseekV4Attention (1.3x on CPU: "
@@ -81,6 +84,7 @@ def main(argv=None) -> int:
     config, model = common.build_model(cfg)
     common.init_tid2eid(model, cfg["vocab_size"], cfg["n_routed_experts"], cfg["num_experts_per_tok"], args.seed)
     model.to(dev).train()
+    distill = indexer_loss.IndexerDistillation(model) if args.indexer_loss > 0 else None
     # Compiling whole modules in place keeps parameter names, so checkpoints stay interchangeable
     # with eager runs. The experts are left eager: their token counts change every step.
     compiled = {c for c in args.compile.split(",") if c}
@@ -88,6 +92,8 @@ def main(argv=None) -> int:
         if type(m).__name__ in compiled:
             m.compile(dynamic=False)
     n_params = sum(p.numel() for p in model.parameters())
+    indexer_params = [p for n, p in model.named_parameters() if ".compressor.indexer." in n] if distill else []
+    lm_params = [p for n, p in model.named_parameters() if not (distill and ".compressor.indexer." in n)]
 
     decay, no_decay = [], []
     for n, p in model.named_parameters():
@@ -171,9 +177,17 @@ def main(argv=None) -> int:
             g["lr"] = lr
         out = model(input_ids=xb[:, :-1], use_cache=False)
         loss = torch.nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), xb[:, 1:].reshape(-1))
+        total = loss
+        if distill is not None:
+            kl = distill.loss()
+            if kl is not None:  # touches only the indexer's weights (its inputs are detached)
+                total = loss + args.indexer_loss * kl
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip).item()
+        total.backward()
+        # The indexer is clipped on its own so that its loss never rescales the LM's update.
+        gn = torch.nn.utils.clip_grad_norm_(lm_params, args.clip).item()
+        if indexer_params:
+            torch.nn.utils.clip_grad_norm_(indexer_params, args.clip)
         opt.step()
         imb = {}
         with torch.no_grad():
@@ -188,7 +202,8 @@ def main(argv=None) -> int:
         lv = loss.item()
         ema = lv if ema is None else 0.95 * ema + 0.05 * lv
         if args.bench:
-            print(f"step {step} loss {lv:.3f} {time.time() - t0:.2f}s", flush=True)
+            print(f"step {step} loss {lv:.3f} indexer KL {distill.last if distill else '-'} {time.time() - t0:.2f}s",
+                  flush=True)
             if step >= args.bench:
                 dt = time.time() - t_bench
                 print(f"bench: {args.bench} steps {dt:.1f}s, {tok_count / dt:.0f} tok/s, params {n_params}")
@@ -197,7 +212,8 @@ def main(argv=None) -> int:
         if step % 10 == 0 or step <= 3:
             log(fh, step=step, loss=round(lv, 4), ema=round(ema, 4), lr=round(lr, 6), gnorm=round(gn, 3),
                 elapsed=round(elapsed, 1), tok_s=round(tok_count / (time.time() - seg_start), 1),
-                step_s=round(time.time() - t0, 2), max_over_mean_load=imb)
+                step_s=round(time.time() - t0, 2), max_over_mean_load=imb,
+                **({"indexer_kl": distill.last} if distill else {}))
         if time.time() - last_eval > args.eval_every:
             log(fh, step=step, elapsed=round(elapsed, 1), heldout_loss=round(evaluate(), 4))
             last_eval = time.time()
