@@ -36,7 +36,6 @@ class IndexerDistillation:
     dense main-attention target (without); `loss()` turns them into the KL above."""
 
     def __init__(self, model):
-        self.model = model
         self.ratio = model.config.compress_rates[CSA]
         self.layers = [i for i, t in enumerate(model.config.layer_types) if t == CSA]
         self.boxes = {}

@@ -28,12 +28,14 @@ summary = {
     "train_seconds": end["elapsed"] if end else steps[-1]["elapsed"],
     "tokens_seen": end["tokens_seen"] if end else steps[-1]["step"] * a["batch"] * a["seq_len"],
     "loss_curve": [{"step": steps[i]["step"], "elapsed_s": steps[i]["elapsed"], "loss_ema": steps[i]["ema"],
-                    "max_over_mean_expert_load": steps[i]["max_over_mean_load"]} for i in pick],
+                    "max_over_mean_expert_load": steps[i]["max_over_mean_load"],
+                    **({"indexer_kl": steps[i]["indexer_kl"]} if "indexer_kl" in steps[i] else {})} for i in pick],
     "heldout_probe_loss": [{"step": r["step"], "loss": r["heldout_loss"]} for r in held]
                           + ([{"step": end["step"], "loss": end["heldout_loss"]}] if end else []),
     "heldout_probe": "4 fixed windows of 256 tokens from the held-out stream (monitoring only; noisy)",
     "resumes": [{"step": r["step"], "elapsed": r["elapsed"],
-                 "args": {k: r["args"][k] for k in ("lr", "time_limit", "threads") if k in r["args"]}} for r in resumes],
+                 "args": {k: r["args"][k] for k in ("lr", "min_lr_frac", "time_limit", "threads", "indexer_loss", "compile")
+                          if k in r["args"]}} for r in resumes],
 }
 path = os.path.join(model_dir, "eval.json")
 prev = json.load(open(path)) if os.path.exists(path) else {}
