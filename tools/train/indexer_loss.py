@@ -45,7 +45,7 @@ class IndexerDistillation:
             box = self.boxes.setdefault(li, {})
             attn.compressor.indexer.register_forward_pre_hook(_detach_inputs)
             attn.compressor.indexer.scorer.register_forward_hook(_keep("scores", box))
-            attn.compressor.register_forward_hook(_keep_compressed(box))
+            attn.compressor.register_forward_hook(_keep("compressed", box, lambda out: out[0].detach()))
             attn.register_forward_hook(self._target_hook(attn, box), with_kwargs=True)
 
     def _target_hook(self, attn, box):
@@ -118,19 +118,11 @@ def _detach_inputs(mod, args):
     return (args[0].detach(), args[1].detach()) + tuple(args[2:])
 
 
-def _keep(name, box):
+def _keep(name, box, pick=lambda out: out):
+    """A forward hook that stores pick(output) as box[name] while training."""
     def hook(mod, inp, out):
         if mod.training:
-            box[name] = out
-        return None
-
-    return hook
-
-
-def _keep_compressed(box):
-    def hook(mod, inp, out):
-        if mod.training:
-            box["compressed"] = out[0].detach()
+            box[name] = pick(out)
         return None
 
     return hook
