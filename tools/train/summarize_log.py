@@ -16,8 +16,20 @@ end = next((r for r in reversed(rows) if r.get("event") == "end"), None)
 resumes = [r for r in rows if r.get("event") == "resume"]
 if len(sys.argv) > 3:  # resumes of runs made before train.py logged them, as JSON
     resumes = json.loads(sys.argv[3]) + resumes
-steps = [r for r in rows if "ema" in r]
-held = [r for r in rows if "heldout_loss" in r and "event" not in r]
+# A run killed between checkpoints logged steps that its resume trained again from the last
+# checkpoint (older runs did not log their resumes, so a step going backwards is the sign): drop
+# the superseded rows, so every step is counted once and the curve is the one the checkpoint saw.
+def order(r):  # a step's training row is logged before its held-out probe
+    return (r["step"], 0 if "ema" in r else 1)
+
+
+kept = []
+for r in rows:
+    if "step" in r and "event" not in r:
+        kept = [k for k in kept if "step" not in k or "event" in k or order(k) < order(r)]
+    kept.append(r)
+steps = [r for r in kept if "ema" in r]
+held = [r for r in kept if "heldout_loss" in r and "event" not in r]
 n = len(steps)
 pick = sorted({0, n - 1} | {int(i * (n - 1) / 10) for i in range(11)})
 a = start["args"]
