@@ -23,13 +23,14 @@ def order(r):  # a step's training row is logged before its held-out probe
     return (r["step"], 0 if "ema" in r else 1)
 
 
-kept = []
+kept = []  # step rows (training and held-out probe), in order
 for r in rows:
     if "step" in r and "event" not in r:
-        kept = [k for k in kept if "step" not in k or "event" in k or order(k) < order(r)]
-    kept.append(r)
+        while kept and order(kept[-1]) >= order(r):
+            kept.pop()
+        kept.append(r)
 steps = [r for r in kept if "ema" in r]
-held = [r for r in kept if "heldout_loss" in r and "event" not in r]
+held = [r for r in kept if "heldout_loss" in r]
 n = len(steps)
 pick = sorted({0, n - 1} | {int(i * (n - 1) / 10) for i in range(11)})
 a = start["args"]
