@@ -4,6 +4,8 @@ Resumable: a checkpoint (model, optimizer, step, elapsed seconds, RNG) is writte
 --out/ckpt.pt every --save-every seconds and at the end. Rerunning the same command resumes.
 The learning-rate schedule is a function of *elapsed training time* over --time-limit (linear
 warm-up over --warmup steps, cosine to 10%), so a resumed run follows the same schedule.
+SIGTERM or SIGINT stops the run early but cleanly: the current step finishes, then the checkpoint
+and the log's "end" event are written as at the time limit (so no logged step is lost to a resume).
 
 Score-routed MoE layers use DeepSeek's auxiliary-loss-free balancing: after every step each
 expert's `e_score_correction_bias` moves by --bias-rate towards balance (sign of mean load − load).
@@ -15,6 +17,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 import time
 
@@ -168,7 +171,14 @@ def main(argv=None) -> int:
     tok_count = 0
     ema = None
     t_bench = time.time()
-    while elapsed < args.time_limit and step < args.max_steps:
+    stop = []  # set by SIGTERM/SIGINT: leave the loop after the current step, saving as at the limit
+
+    def request_stop(signum, _frame):
+        stop.append(signum)
+        print(f"signal {signum}: stopping after this step", file=sys.stderr, flush=True)
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    while elapsed < args.time_limit and step < args.max_steps and not stop:
         t0 = time.time()
         starts = rng.integers(0, train.size - L - 1, size=args.batch)
         xb = torch.from_numpy(np.stack([train[s:s + L + 1] for s in starts]).astype(np.int64)).to(dev)
@@ -223,7 +233,7 @@ def main(argv=None) -> int:
     if not args.bench:
         save()
         log(fh, event="end", step=step, elapsed=round(elapsed, 1), heldout_loss=round(evaluate(), 4),
-            tokens_seen=int(step * args.batch * L))
+            tokens_seen=int(step * args.batch * L), **({"stopped_by_signal": stop[0]} if stop else {}))
     return 0
 
 
