@@ -97,7 +97,7 @@ func TestDemoPerplexityMatchesTransformers(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				d, err := perplexity(m, dir, tok, string(text), 256)
+				d, err := perplexity(m, dir, tok, string(text), 256, 256)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -25,7 +25,9 @@ func cmdPerplexity(args []string) error {
 	fs := flag.NewFlagSet("perplexity", flag.ContinueOnError)
 	var mf modelFlags
 	mf.register(fs)
-	ctx := fs.Int("ctx", 256, "positions per window (windows see no earlier context)")
+	ctx := fs.Int("ctx", 256, "positions per window")
+	stride := fs.Int("stride", 0, "positions each window advances (0: --ctx, windows see no earlier context; "+
+		"less than --ctx: each window re-reads the last ctx-stride positions as context)")
 	var texts stringList
 	fs.Var(&texts, "text", "UTF-8 text file to score (repeatable; each is its own document)")
 	if err := fs.Parse(args); err != nil {
@@ -61,7 +63,7 @@ func cmdPerplexity(args []string) error {
 		if err != nil {
 			return err
 		}
-		d, err := perplexity(m, mf.dir, tok, string(data), *ctx)
+		d, err := perplexity(m, mf.dir, tok, string(data), *ctx, *stride)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
@@ -73,14 +75,20 @@ func cmdPerplexity(args []string) error {
 }
 
 // perplexity scores one document the way tools/train/evaluate.py does:
-// BOS + tokens(text), cut into consecutive windows of ctx input positions
-// (window k reads ids[k·ctx, (k+1)·ctx) and predicts the next id of each, with
-// no context from the previous window), so every token of the text is
-// predicted exactly once.
-func perplexity(m *model.Model, dir string, tok *tokenizer.Tokenizer, text string, ctx int) (PerplexityResult, error) {
+// BOS + tokens(text), read in windows of ctx input positions starting every
+// stride positions (stride 0 means ctx). Window k reads ids[k·stride,
+// k·stride+ctx) and scores only the targets no earlier window scored, so every
+// token of the text is predicted exactly once: with stride = ctx the windows
+// do not overlap and see no earlier context; with a smaller stride every token
+// after the first window is predicted with at least ctx−stride positions of
+// context (the usual sliding-window evaluation of a fixed-length model).
+func perplexity(m *model.Model, dir string, tok *tokenizer.Tokenizer, text string, ctx, stride int) (PerplexityResult, error) {
 	var r PerplexityResult
-	if ctx < 1 {
-		return r, fmt.Errorf("--ctx %d: need at least 1", ctx)
+	if stride == 0 {
+		stride = ctx
+	}
+	if ctx < 1 || stride < 1 || stride > ctx {
+		return r, fmt.Errorf("--ctx %d --stride %d: need 1 ≤ stride ≤ ctx", ctx, stride)
 	}
 	content, err := tok.Encode(text)
 	if err != nil {
@@ -88,13 +96,14 @@ func perplexity(m *model.Model, dir string, tok *tokenizer.Tokenizer, text strin
 	}
 	ids := append([]int{m.Config.BOS}, content...)
 	V := m.Config.VocabSize
-	for s := 0; s+1 < len(ids); s += ctx {
+	done := 0 // targets ids[1..done] are scored
+	for s := 0; done < len(ids)-1; s += stride {
 		hi := min(s+ctx, len(ids)-1)
 		logits, err := runLogits(m, dir, ids[s:hi], 256)
 		if err != nil {
 			return r, err
 		}
-		for i := s; i < hi; i++ {
+		for i := done; i < hi; i++ { // position i predicts ids[i+1]
 			row := logits[(i-s)*V : (i-s+1)*V]
 			mx := row[0]
 			for _, v := range row {
@@ -107,6 +116,7 @@ func perplexity(m *model.Model, dir string, tok *tokenizer.Tokenizer, text strin
 			r.NLL += math.Log(z) + float64(mx) - float64(row[ids[i+1]])
 			r.Tokens++
 		}
+		done = hi
 	}
 	r.Bytes = len(text)
 	r.finish()

@@ -9,6 +9,13 @@ bits / total UTF-8 bytes of the scored files. --max-tokens > 0 scores a determin
 xz is reported three ways: on the scored files concatenated (it then also exploits what files
 share, which the model is not shown), file by file (what the model sees), and on the non-test
 files concatenated, with the model's bits per byte on those files alongside.
+
+With --window-stride S (default 128) every file is scored a second time the usual way a
+fixed-length model is evaluated on long text: windows of --seq-len positions starting every S
+positions, each scoring only the targets no earlier window scored, so every token is still
+predicted exactly once but with at least seq-len - S positions of context after the first window
+(`edgeseek perplexity --ctx 256 --stride 128` computes the same; cmd/edgeseek/demo_test.go checks
+it on the every-11th-file subset recorded here).
 """
 from __future__ import annotations
 
@@ -45,10 +52,25 @@ def greedy(model, ids: list[int], n: int) -> list[int]:
     return ids
 
 
-def score(model, sel, data, src, L: int, batch: int):
-    """Per-file NLL (nats) of the documents sel, each scored as BOS + tokens in non-overlapping
-    windows of L positions; also the files' bytes, byte and token totals, and the seconds taken."""
-    full, tails = [], []  # (window ids, index of its file)
+def windows(ids, L: int, S: int):
+    """The windows scoring one document: (ids[s:s+L+1], first) for s = 0, S, 2S, ..., where the
+    window's targets from index `first` on are the ones no earlier window scored. S = L gives
+    non-overlapping windows; S < L re-reads L-S positions of context (sliding-window evaluation)."""
+    out, done, s = [], 0, 0
+    while done < len(ids) - 1:
+        x = ids[s:s + L + 1]
+        out.append((x, done - s))
+        done = s + len(x) - 1
+        s += S
+    return out
+
+
+def score(model, sel, data, src, L: int, batch: int, S: int | None = None):
+    """Per-file NLL (nats) of the documents sel, each scored as BOS + tokens in windows of L
+    positions advancing by S (default L: non-overlapping); also the files' bytes, byte and token
+    totals, and the seconds taken."""
+    S = S or L
+    full, tails = [], []  # (window ids, index of its file, first scored target)
     nbytes, ntok = 0, 0
     cat = []
     for fi, (rel, off, n, b) in enumerate(sel):
@@ -59,25 +81,27 @@ def score(model, sel, data, src, L: int, batch: int):
             raw = f.read()
         assert len(raw) == b, rel
         cat.append(raw)
-        for s in range(0, len(ids) - 1, L):
-            x = ids[s:s + L + 1]
-            (full if len(x) == L + 1 else tails).append((x, fi))
+        for x, first in windows(ids, L, S):
+            (full if len(x) == L + 1 else tails).append((x, fi, first))
     file_nll = [0.0] * len(sel)
+    scored = 0
     t0 = time.time()
     with torch.no_grad():
         for i in range(0, len(full), batch):
             chunk = full[i:i + batch]
-            xb = torch.from_numpy(np.stack([x for x, _ in chunk]))
+            xb = torch.from_numpy(np.stack([x for x, _, _ in chunk]))
             lg = model(input_ids=xb[:, :-1], use_cache=False).logits
             ce = torch.nn.functional.cross_entropy(lg.reshape(-1, lg.shape[-1]), xb[:, 1:].reshape(-1),
-                                                   reduction="none").reshape(len(chunk), -1).double().sum(dim=1)
-            for (_, fi), v in zip(chunk, ce.tolist()):
-                file_nll[fi] += v
-        for x, fi in tails:
+                                                   reduction="none").reshape(len(chunk), -1).double()
+            for (_, fi, first), row in zip(chunk, ce):
+                file_nll[fi] += row[first:].sum().item()
+                scored += row.shape[0] - first
+        for x, fi, first in tails:
             xb = torch.from_numpy(x)[None]
             lg = model(input_ids=xb[:, :-1], use_cache=False).logits
-            file_nll[fi] += torch.nn.functional.cross_entropy(lg[0], xb[0, 1:], reduction="sum").item()
-    scored = sum(len(x) - 1 for x, _ in full) + sum(len(x) - 1 for x, _ in tails)
+            ce = torch.nn.functional.cross_entropy(lg[0], xb[0, 1:], reduction="none").double()
+            file_nll[fi] += ce[first:].sum().item()
+            scored += ce.shape[0] - first
     assert scored == ntok, (scored, ntok)
     return file_nll, cat, nbytes, ntok, time.time() - t0
 
@@ -87,6 +111,9 @@ def main(argv=None) -> int:
     ap.add_argument("--model", required=True, help="exported model directory")
     ap.add_argument("--work", required=True, help="prepare_data.py work directory")
     ap.add_argument("--seq-len", type=int, default=256)
+    ap.add_argument("--window-stride", type=int, default=128,
+                    help="also score with sliding windows of --seq-len positions advancing by this many "
+                         "(each token then has at least seq-len minus this of context); 0 skips it")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=0)
     ap.add_argument("--prompt", default="func (s *Server)")
@@ -143,6 +170,24 @@ def main(argv=None) -> int:
         "seconds": round(secs, 1),
         "indexer_tie_rule_changed_queries": ties["changed_queries"],
     }
+    sliding = None
+    if args.window_stride:
+        S = args.window_stride
+        fn, _, _, _, ssecs = score(model, sel, data, src, L, args.batch, S)
+        sub = docs[::args.quant_stride]
+        sfn, _, sb, st, _ = score(model, sub, data, src, L, args.batch, S)
+        sliding = {
+            "context": f"windows of {L} positions advancing by {S}, per file, BOS-prefixed: every token "
+                       f"after a file's first {L} has at least {L - S} positions of context",
+            "window": L, "stride": S,
+            "bits_per_byte": sum(fn) / math.log(2) / nbytes, "perplexity": math.exp(sum(fn) / ntok),
+            "bits_per_byte_non_test": sum(fn[i] for i in nt) / math.log(2) / nt_bytes if nt else None,
+            "subset": f"every {args.quant_stride}th held-out file: {len(sub)} files, {st} tokens, {sb} bytes",
+            "subset_bits_per_byte_dequantised_export": sum(sfn) / math.log(2) / sb,
+            "subset_perplexity_dequantised_export": math.exp(sum(sfn) / st),
+            "seconds": round(ssecs, 1),
+        }
+        print(json.dumps(sliding, indent=1))
     prompt_ids = [0] + tok.encode(args.prompt, add_special_tokens=False).ids
     gen = greedy(model, prompt_ids, args.gen_tokens)
     res["sample"] = {"prompt": args.prompt, "prompt_ids": prompt_ids, "bos": True, "greedy_new_tokens": args.gen_tokens,
@@ -167,6 +212,9 @@ def main(argv=None) -> int:
     if quant:
         prev["quantisation_effect"] = quant
     prev["heldout"] = {k: v for k, v in res.items() if k != "sample"}
+    prev.pop("sliding_window", None)
+    if sliding:
+        prev["sliding_window"] = sliding
     prev["sample"] = res["sample"]
     with open(out, "w") as f:
         json.dump(prev, f, indent=1, ensure_ascii=False)
