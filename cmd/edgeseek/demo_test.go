@@ -21,6 +21,11 @@ type demoEval struct {
 		Perplexity float64 `json:"perplexity_dequantised_export"`
 		BPB        float64 `json:"bits_per_byte_dequantised_export"`
 	} `json:"quantisation_effect"`
+	Sliding struct {
+		Window     int     `json:"window"`
+		Stride     int     `json:"stride"`
+		Perplexity float64 `json:"subset_perplexity_dequantised_export"`
+	} `json:"sliding_window"`
 	Sample struct {
 		PromptIDs []int  `json:"prompt_ids"`
 		IDs       []int  `json:"ids"`
@@ -85,19 +90,31 @@ func TestDemoPerplexityMatchesTransformers(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
-		name string
-		num  model.Numerics
-		tol  float64
-	}{{"float32", model.Float32Numerics, 1e-3}, {"reference", model.ReferenceNumerics, 1e-2}} {
+		name    string
+		num     model.Numerics
+		sliding bool // windows of ev.Sliding.Window advancing by ev.Sliding.Stride
+		tol     float64
+	}{
+		{"float32", model.Float32Numerics, false, 1e-3},
+		{"float32/sliding", model.Float32Numerics, true, 1e-3},
+		{"reference", model.ReferenceNumerics, false, 1e-2},
+	} {
 		t.Run(c.name, func(t *testing.T) {
 			m, tok, dir, ev := openDemo(t, c.num)
+			ctx, stride, want := 256, 256, ev.Quant.Perplexity
+			if c.sliding {
+				ctx, stride, want = ev.Sliding.Window, ev.Sliding.Stride, ev.Sliding.Perplexity
+				if stride >= ctx || want == 0 {
+					t.Fatalf("eval.json has no sliding-window figure (window %d, stride %d, perplexity %g)", ctx, stride, want)
+				}
+			}
 			var r PerplexityResult
 			for _, f := range man.Files {
 				text, err := os.ReadFile(filepath.Join("../../testdata/demo-heldout", f.File))
 				if err != nil {
 					t.Fatal(err)
 				}
-				d, err := perplexity(m, dir, tok, string(text), 256, 256)
+				d, err := perplexity(m, dir, tok, string(text), ctx, stride)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -106,10 +123,10 @@ func TestDemoPerplexityMatchesTransformers(t *testing.T) {
 				}
 				r.add(d)
 			}
-			rel := math.Abs(r.Perplexity-ev.Quant.Perplexity) / ev.Quant.Perplexity
-			t.Logf("%s: perplexity %.4f (transformers %.4f, rel %.2g), bits/byte %.4f", c.name, r.Perplexity, ev.Quant.Perplexity, rel, r.BitsPerByte)
+			rel := math.Abs(r.Perplexity-want) / want
+			t.Logf("%s: perplexity %.4f (transformers %.4f, rel %.2g), bits/byte %.4f", c.name, r.Perplexity, want, rel, r.BitsPerByte)
 			if rel > c.tol {
-				t.Errorf("perplexity %.4f vs transformers %.4f: relative difference %.3g > %g", r.Perplexity, ev.Quant.Perplexity, rel, c.tol)
+				t.Errorf("perplexity %.4f vs transformers %.4f: relative difference %.3g > %g", r.Perplexity, want, rel, c.tol)
 			}
 		})
 	}
