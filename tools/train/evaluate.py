@@ -124,6 +124,9 @@ def main(argv=None) -> int:
     ap.add_argument("--quant-stride", type=int, default=11, help="the subset testdata/demo-heldout holds")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
+    if args.window_stride and not 0 < args.window_stride < args.seq_len:
+        # a stride past the window would leave tokens unscored; one equal to it repeats the first pass
+        ap.error(f"--window-stride {args.window_stride}: need 0 (skip) or 1..{args.seq_len - 1} (below --seq-len)")
     torch.set_num_threads(args.threads)
     from tokenizers import Tokenizer
 
