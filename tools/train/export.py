@@ -70,6 +70,19 @@ _FP8 = re.compile(r"(attn\.(wq_a|wq_b|wkv|wo_a|wo_b)|attn\.indexer\.wq_b|ffn\.sh
 _F32 = re.compile(r"(hc_(attn|ffn|head)_(fn|base|scale)|\.ape|attn_sink|ffn\.gate\.bias)$")
 
 
+def weight_format(native_name: str) -> str:
+    """How export() stores a native tensor: "I64", "FP4", "FP8", "F32" or "BF16"."""
+    if native_name.endswith("tid2eid"):
+        return "I64"
+    if ".ffn.experts." in native_name:
+        return "FP4"
+    if _FP8.search(native_name):
+        return "FP8"
+    if _F32.search(native_name):
+        return "F32"
+    return "BF16"
+
+
 def hf_to_native(sd: dict) -> dict:
     """HF state dict -> {native name: float32/int64 tensor}; fused experts split into w1/w3/w2."""
     out = {}
@@ -178,25 +191,21 @@ def export(sd: dict, cfg: dict, out_dir: str) -> dict:
     tensors, kinds = {}, {}
     for name, t in native.items():
         v = t.numpy()
-        if name.endswith("tid2eid"):
+        kind = kinds[name] = weight_format(name)
+        if kind == "I64":
             tensors[name] = ("I64", v.shape, np.ascontiguousarray(v, dtype="<i8").tobytes())
-            kinds[name] = "I64"
-        elif ".ffn.experts." in name:
+        elif kind == "FP4":
             q, s = quant_fp4(v.astype(np.float32))
             tensors[name] = ("I8", q.shape, q.tobytes())
             tensors[name[: -len(".weight")] + ".scale"] = ("F8_E8M0", s.shape, s.tobytes())
-            kinds[name] = "FP4"
-        elif _FP8.search(name):
+        elif kind == "FP8":
             q, s = quant_fp8_block(v.astype(np.float32), block)
             tensors[name] = ("F8_E4M3", q.shape, q.tobytes())
             tensors[name[: -len(".weight")] + ".scale"] = ("F8_E8M0", s.shape, s.tobytes())
-            kinds[name] = "FP8"
-        elif _F32.search(name):
+        elif kind == "F32":
             tensors[name] = ("F32", v.shape, np.ascontiguousarray(v, dtype="<f4").tobytes())
-            kinds[name] = "F32"
         else:
             tensors[name] = ("BF16", v.shape, to_bf16_bytes(v))
-            kinds[name] = "BF16"
     os.makedirs(out_dir, exist_ok=True)
     write_safetensors(os.path.join(out_dir, "model.safetensors"), tensors, {"format": "pt"})
     with open(os.path.join(out_dir, "config.json"), "w") as f:

@@ -13,13 +13,16 @@ Writes into --work:
   eval_docs.json                     per-file [offset, n_tokens, n_bytes] into eval.u16
   eval_bytes.go.txt                  the concatenated held-out bytes (for the xz baseline)
   corpus.json                        counts, Go version, settings
-and the tokenizer to --tokenizer-out (tokenizer.json).
+and the tokenizer to --tokenizer-out (tokenizer.json). With --tokenizer-in the tokenizer is not
+trained but read from that file (e.g. the committed models/demo/tokenizer.json, to rebuild the
+token arrays of an existing model on a fresh machine); it must have the specials at ids 0-6.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -119,6 +122,8 @@ def main(argv=None) -> int:
     ap.add_argument("--goroot", default=None, help="default: $(go env GOROOT)")
     ap.add_argument("--work", required=True, help="output directory for corpus and token arrays")
     ap.add_argument("--tokenizer-out", required=True, help="path of tokenizer.json to write")
+    ap.add_argument("--tokenizer-in", default=None,
+                    help="use this tokenizer.json instead of training one (it is copied to --tokenizer-out)")
     ap.add_argument("--holdout", default="net/http,encoding/json")
     ap.add_argument("--vocab-size", type=int, default=8192)
     ap.add_argument("--max-file-bytes", type=int, default=200_000)
@@ -136,11 +141,19 @@ def main(argv=None) -> int:
         with open(os.path.join(src, rel), "rb") as f:
             return f.read().decode("utf-8")
 
-    tok = train_tokenizer((read(r) for r in train), args.vocab_size)
+    if args.tokenizer_in:
+        from tokenizers import Tokenizer
+        tok = Tokenizer.from_file(args.tokenizer_in)
+    else:
+        tok = train_tokenizer((read(r) for r in train), args.vocab_size)
     for i, s in enumerate(SPECIALS):
-        assert tok.token_to_id(s) == i, (s, tok.token_to_id(s))
+        if tok.token_to_id(s) != i:
+            raise SystemExit(f"tokenizer: special {s!r} has id {tok.token_to_id(s)}, want {i}")
     os.makedirs(os.path.dirname(os.path.abspath(args.tokenizer_out)), exist_ok=True)
-    tok.save(args.tokenizer_out, pretty=False)
+    if not args.tokenizer_in:
+        tok.save(args.tokenizer_out, pretty=False)
+    elif os.path.abspath(args.tokenizer_in) != os.path.abspath(args.tokenizer_out):
+        shutil.copyfile(args.tokenizer_in, args.tokenizer_out)  # byte for byte
     print(f"tokenizer: {tok.get_vocab_size()} entries -> {args.tokenizer_out}", file=sys.stderr)
 
     stats = {}

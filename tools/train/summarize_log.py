@@ -46,8 +46,8 @@ summary = {
     "heldout_probe_loss": [{"step": r["step"], "loss": r["heldout_loss"]} for r in held]
                           + ([{"step": end["step"], "loss": end["heldout_loss"]}] if end else []),
     "heldout_probe": "4 fixed windows of 256 tokens from the held-out stream (monitoring only; noisy)",
-    "resumes": [{"step": r["step"], "elapsed": r["elapsed"],
-                 "args": {k: r["args"][k] for k in ("lr", "min_lr_frac", "time_limit", "threads", "indexer_loss", "compile")
+    "resumes": [{"step": r["step"], "elapsed": r["elapsed"], **({"init_from": r["init_from"]} if "init_from" in r else {}),
+                 "args": {k: r["args"][k] for k in ("lr", "min_lr_frac", "time_limit", "threads", "indexer_loss", "compile", "quant_aware")
                           if k in r["args"]}} for r in resumes],
 }
 path = os.path.join(model_dir, "eval.json")

@@ -2,10 +2,22 @@
 
 Resumable: a checkpoint (model, optimizer, step, elapsed seconds, RNG) is written atomically to
 --out/ckpt.pt every --save-every seconds and at the end. Rerunning the same command resumes.
-The learning-rate schedule is a function of *elapsed training time* over --time-limit (linear
-warm-up over --warmup steps, cosine to 10%), so a resumed run follows the same schedule.
+The learning-rate schedule is a function of *elapsed training time* over --time-limit (cosine
+to --min-lr-frac, scaled by a linear warm-up over the first --warmup steps of a fresh optimizer), so a
+resumed run follows the same schedule.
 SIGTERM or SIGINT stops the run early but cleanly: the current step finishes, then the checkpoint
 and the log's "end" event are written as at the time limit (so no logged step is lost to a resume).
+
+--init-from MODEL_DIR continues an exported model when its checkpoint is gone (a fresh machine):
+the weights are the dequantised export (FP8 trunk and FP4 experts as stored, the rest BF16), the
+optimizer starts afresh (so the learning rate warms up again over --warmup steps), and the step,
+elapsed time and log continue from MODEL_DIR/training_log.jsonl, so that --time-limit and the
+summary still count the whole history.
+
+--quant-aware trains on the weights as the export stores them (quant_aware.py: straight-through
+fake quantisation to FP4/FP8/BF16 around each forward and backward; the optimizer updates float32
+masters), so the exported model is the trained one rather than a rounding of it. It may be
+switched on when resuming.
 
 Score-routed MoE layers use DeepSeek's auxiliary-loss-free balancing: after every step each
 expert's `e_score_correction_bias` moves by --bias-rate towards balance (sign of mean load − load).
@@ -69,6 +81,11 @@ def main(argv=None) -> int:
                     help="comma-separated transformers module classes to torch.compile in place, e.g. "
                          "DeepseekV4HyperConnection,DeepseekV4HyperHead,DeepseekV4Attention (1.3x on CPU: "
                          "mHC's Sinkhorn loop is hundreds of tiny element-wise ops); empty = eager")
+    ap.add_argument("--init-from", default=None,
+                    help="exported model directory to continue when --out has no checkpoint (see above)")
+    ap.add_argument("--quant-aware", action="store_true",
+                    help="forward and backward on the weights as export.py stores them (FP4 experts, FP8 "
+                         "projections, BF16 rest), updating float32 masters (quant_aware.py)")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -78,14 +95,25 @@ def main(argv=None) -> int:
     cfg_path = os.path.join(args.out, "config.json")
 
     vocab = json.load(open(os.path.join(args.work, "corpus.json")))["vocab_size"]
-    if os.path.exists(ckpt_path) and not args.bench:
+    resuming = os.path.exists(ckpt_path) and not args.bench
+    init_from = args.init_from if not resuming else None
+    if resuming:
         cfg = json.load(open(cfg_path))
+    elif init_from:
+        cfg = common.clean_config(json.load(open(os.path.join(init_from, "config.json"))))
+        if cfg["vocab_size"] != vocab:
+            raise SystemExit(f"--init-from {init_from}: vocab_size {cfg['vocab_size']}, corpus has {vocab}")
     else:
         cfg = common.model_config_dict(hidden=args.hidden, layers=args.layers, vocab=vocab,
                                        moe_width=args.moe_width, experts=args.experts, hash_layers=args.hash_layers)
     torch.manual_seed(args.seed)
     config, model = common.build_model(cfg)
     common.init_tid2eid(model, cfg["vocab_size"], cfg["n_routed_experts"], cfg["num_experts_per_tok"], args.seed)
+    if init_from:
+        import export  # noqa: E402  (needs tools/reference; only this path uses it)
+        _, exported, _ = export.load_dequantized(init_from)
+        model.load_state_dict(exported.state_dict(), strict=True)
+        del exported
     model.to(dev).train()
     distill = indexer_loss.IndexerDistillation(model) if args.indexer_loss > 0 else None
     # Compiling whole modules in place keeps parameter names, so checkpoints stay interchangeable
@@ -95,6 +123,10 @@ def main(argv=None) -> int:
         if type(m).__name__ in compiled:
             m.compile(dynamic=False)
     n_params = sum(p.numel() for p in model.parameters())
+    qa = None
+    if args.quant_aware:
+        import quant_aware  # noqa: E402
+        qa = quant_aware.QuantAware(model, cfg["quantization_config"]["weight_block_size"][0])
     indexer_params = [p for n, p in model.named_parameters() if ".compressor.indexer." in n] if distill else []
     lm_params = [p for n, p in model.named_parameters() if not (distill and ".compressor.indexer." in n)]
 
@@ -112,21 +144,37 @@ def main(argv=None) -> int:
     ev_batch = torch.from_numpy(np.stack([evald[s:s + L + 1] for s in ev_starts]).astype(np.int64)).to(dev)
 
     step, elapsed, rng_state = 0, 0.0, None
-    if os.path.exists(ckpt_path) and not args.bench:
+    warm_from = 0  # the step the learning-rate warm-up counts from (a fresh optimizer's first step)
+    log_path = os.path.join(args.out, "log.jsonl")
+    if resuming:
         ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
         model.load_state_dict(ck["model"], strict=True)
         opt.load_state_dict(ck["opt"])
         step, elapsed, rng_state = ck["step"], ck["elapsed"], ck["np_rng"]
+        warm_from = ck.get("warm_from", 0)
         print(f"resumed at step {step}, {elapsed:.0f}s", file=sys.stderr)
-    else:
+    elif not args.bench:
         with open(cfg_path, "w") as f:
             json.dump(cfg, f, indent=1)
-    rng = np.random.default_rng(args.seed)
+        if init_from:
+            hist = os.path.join(init_from, "training_log.jsonl")
+            rows = [json.loads(l) for l in open(hist)]
+            end = next((r for r in reversed(rows) if r.get("event") == "end"), None)
+            if end is None:
+                raise SystemExit(f"--init-from: {hist} has no end event")
+            step, elapsed, warm_from = end["step"], end["elapsed"], end["step"]
+            with open(log_path, "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in rows)
+            print(f"initialised from {init_from} at step {step}, {elapsed:.0f}s", file=sys.stderr)
+    # A continued run draws a batch stream of its own rather than replaying the first run's.
+    rng = np.random.default_rng([args.seed, warm_from] if warm_from else args.seed)
     if rng_state is not None:
         rng.bit_generator.state = rng_state
-    fh = open(os.path.join(args.out, "log.jsonl"), "a")
+    fh = open(log_path, "a")
     if step == 0 and not args.bench:
         log(fh, event="start", params=n_params, config=cfg, args=vars(args))
+    elif init_from:
+        log(fh, event="resume", step=step, elapsed=round(elapsed, 1), init_from=init_from, args=vars(args))
     elif not args.bench:
         # A resumed run may change the schedule (--lr, --time-limit, --threads): record it.
         log(fh, event="resume", step=step, elapsed=round(elapsed, 1), args=vars(args))
@@ -143,26 +191,31 @@ def main(argv=None) -> int:
         model.model.layers[li].mlp.gate.register_forward_hook(mk_hook(li))
 
     def lr_at(step, elapsed):
-        if step < args.warmup:
-            return args.lr * (step + 1) / args.warmup
         frac = min(1.0, elapsed / args.time_limit)
-        return args.lr * (args.min_lr_frac + (1 - args.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * frac)))
+        lr = args.lr * (args.min_lr_frac + (1 - args.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * frac)))
+        if step - warm_from < args.warmup:  # towards the schedule's value (a continued run is mid-cosine)
+            return lr * (step - warm_from + 1) / args.warmup
+        return lr
 
     def evaluate():
         model.eval()
+        if qa:
+            qa.quantise()
         with torch.no_grad():
             tot = 0.0
             for i in range(ev_batch.shape[0]):
                 x = ev_batch[i:i + 1]
                 out = model(input_ids=x[:, :-1], use_cache=False)
                 tot += torch.nn.functional.cross_entropy(out.logits[0], x[0, 1:]).item()
+        if qa:
+            qa.restore()
         model.train()
         return tot / ev_batch.shape[0]
 
     def save():
         tmp = ckpt_path + ".tmp"
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed,
-                    "np_rng": rng.bit_generator.state, "config": cfg}, tmp)
+                    "np_rng": rng.bit_generator.state, "config": cfg, "warm_from": warm_from}, tmp)
         os.replace(tmp, ckpt_path)
 
     last_save = last_eval = time.time()
@@ -185,6 +238,8 @@ def main(argv=None) -> int:
         lr = lr_at(step, elapsed)
         for g in opt.param_groups:
             g["lr"] = lr
+        if qa:
+            qa.quantise()
         out = model(input_ids=xb[:, :-1], use_cache=False)
         loss = torch.nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), xb[:, 1:].reshape(-1))
         total = loss
@@ -194,6 +249,8 @@ def main(argv=None) -> int:
                 total = loss + args.indexer_loss * kl
         opt.zero_grad(set_to_none=True)
         total.backward()
+        if qa:  # straight-through: the gradient at the quantised weights updates the masters
+            qa.restore()
         # The indexer is clipped on its own so that its loss never rescales the LM's update.
         gn = torch.nn.utils.clip_grad_norm_(lm_params, args.clip).item()
         if indexer_params:
