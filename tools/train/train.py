@@ -173,11 +173,10 @@ def main(argv=None) -> int:
     fh = open(log_path, "a")
     if step == 0 and not args.bench:
         log(fh, event="start", params=n_params, config=cfg, args=vars(args))
-    elif init_from:
-        log(fh, event="resume", step=step, elapsed=round(elapsed, 1), init_from=init_from, args=vars(args))
     elif not args.bench:
         # A resumed run may change the schedule (--lr, --time-limit, --threads): record it.
-        log(fh, event="resume", step=step, elapsed=round(elapsed, 1), args=vars(args))
+        log(fh, event="resume", step=step, elapsed=round(elapsed, 1),
+            **({"init_from": init_from} if init_from else {}), args=vars(args))
 
     # expert-load capture for the score-routed layers
     loads = {}
