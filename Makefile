@@ -38,6 +38,7 @@ $(OPENAI_PY): tools/openai-client-test/requirements.txt
 # Debian packages the tests use: chromium and fonts (playground), NVRTC
 # (CUDA kernels compile check), clang/lld (C plugin, installed by wasm/build.sh).
 deps: $(V3TOK) $(OPENAI_PY)
+	command -v xz >/dev/null || (apt-get update -qq && apt-get install -y -qq xz-utils)
 	sh playground/browser_test/setup.sh
 	sh kernels/cuda/ci-setup.sh
 
