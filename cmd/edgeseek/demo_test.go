@@ -63,6 +63,12 @@ func openDemo(t *testing.T, num model.Numerics) (*model.Model, *tokenizer.Tokeni
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m, tok, dir, readDemoEval(t)
+}
+
+// readDemoEval reads models/demo/eval.json.
+func readDemoEval(t *testing.T) demoEval {
+	t.Helper()
 	var ev demoEval
 	raw, err := os.ReadFile("../../models/demo/eval.json")
 	if err != nil {
@@ -71,7 +77,7 @@ func openDemo(t *testing.T, num model.Numerics) (*model.Model, *tokenizer.Tokeni
 	if err := json.Unmarshal(raw, &ev); err != nil {
 		t.Fatal(err)
 	}
-	return m, tok, dir, ev
+	return ev
 }
 
 // TestDemoPerplexityMatchesTransformers scores the committed held-out subset
@@ -165,14 +171,7 @@ func xzBitsPerByte(t *testing.T, b []byte) float64 {
 // held-out files (computed by tools/train/evaluate.py, xz in the same run,
 // too long to recompute here): sliding-window bits/byte below xz -9e's.
 func TestDemoEvalBeatsXZ(t *testing.T) {
-	var ev demoEval
-	raw, err := os.ReadFile("../../models/demo/eval.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		t.Fatal(err)
-	}
+	ev := readDemoEval(t)
 	xz, bpb := ev.Heldout.NonTestXZBPB, ev.Sliding.NonTestBPB
 	t.Logf("non-test held-out files: model %.4f bits/byte (sliding windows; %.4f non-overlapping), xz -9e %.4f", bpb, ev.Heldout.NonTestBPB, xz)
 	if xz == 0 || bpb == 0 || bpb >= xz {
