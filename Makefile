@@ -36,7 +36,8 @@ $(OPENAI_PY): tools/openai-client-test/requirements.txt
 	touch $@
 
 # Debian packages the tests use: chromium and fonts (playground), NVRTC
-# (CUDA kernels compile check), clang/lld (C plugin, installed by wasm/build.sh).
+# (CUDA kernels compile check), clang/lld (C plugin, installed by wasm/build.sh),
+# xz-utils (the demo model's xz -9e baseline, cmd/edgeseek/demo_test.go).
 deps: $(V3TOK) $(OPENAI_PY)
 	command -v xz >/dev/null || (apt-get update -qq && apt-get install -y -qq xz-utils)
 	sh playground/browser_test/setup.sh
